@@ -1,0 +1,115 @@
+"The main job: train.ipynb through papermill for both losses, parameter validation, exact resume after a kill."
+import json, math, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from directcms.config import TrainConfig
+from directcms.training import run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(max_steps=3, batch_size=8, num_intervals=10, num_eval=32, teacher_steps=30, eval_every=2,
+            checkpoint_every=2)
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    "A preset folder whose tiny teacher and classifier the first run makes (the fresh-clone path)."
+    return tmp_path_factory.mktemp("assets")
+
+def _papermill(tmp_path, **params):
+    import papermill as pm
+    return pm.execute_notebook(str(ROOT / "nbs" / "train.ipynb"), str(tmp_path / "out.ipynb"), parameters=params,
+                               cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+
+def _finite_numbers(obj):
+    if isinstance(obj, dict): return all(_finite_numbers(v) for v in obj.values())
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool): return math.isfinite(obj)
+    return True
+
+@pytest.mark.parametrize("loss", ["cm", "direct"])
+def test_train_notebook(loss, assets, tmp_path):
+    out = tmp_path / f"run-{loss}"
+    _papermill(tmp_path, loss=loss, assets_dir=str(assets), output_dir=str(out), **TINY)
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) >= {"loss", "config", "train", "eval"} and m["loss"] == loss
+    assert set(m["train"]) == {"steps", "seconds", "sec_per_step", "teacher_evals_per_step"} and m["train"]["steps"] == 3
+    assert set(m["eval"]) == {"1", "2", "4"}
+    for k, v in m["eval"].items():
+        assert set(v) == {"ode_error", "fd_real", "fd_teacher", "class_accuracy"}, k
+    assert _finite_numbers(m), m
+    if loss == "cm": assert m["train"]["teacher_evals_per_step"] == 8          # one teacher step per sample
+    else: assert 8 < m["train"]["teacher_evals_per_step"] <= 8 * 10            # the rest of the path
+    assert json.loads((out / "config.json").read_text())["loss"] == loss
+    log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and "eval" in log[1]
+    assert (out / "samples.png").stat().st_size > 1000 and (out / "student" / "config.json").exists()
+    assert (out / "checkpoints" / "step-0000003").is_dir()
+    assert (assets / "teacher" / "config.json").exists() and (assets / "init_noise.pt").exists()
+
+def test_bad_parameter_fails_before_any_model(tmp_path):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError, match="loss='cd'"):
+        _papermill(tmp_path, loss="cd", assets_dir=str(tmp_path / "assets"))
+    with pytest.raises(pm.PapermillExecutionError, match="unknown parameter"):
+        _papermill(tmp_path, lossx="cm", assets_dir=str(tmp_path / "assets"))
+    assert not (tmp_path / "assets").exists()
+
+@pytest.mark.parametrize("params, name", [
+    (dict(loss="cd"), "loss"), (dict(preset="sdxl"), "preset"), (dict(solver="rk4"), "solver"),
+    (dict(num_intervals=30), "num_intervals"), (dict(num_intervals=0), "num_intervals"),
+    (dict(guidance_scale=-1.0), "guidance_scale"), (dict(loss_metric="l1"), "loss_metric"),
+    (dict(target="slow"), "target"), (dict(ema_decay=1.0), "ema_decay"), (dict(target_steps=0), "target_steps"),
+    (dict(lora_rank=-1), "lora_rank"), (dict(lr=0), "lr"), (dict(batch_size=0), "batch_size"),
+    (dict(max_steps=-1), "max_steps"), (dict(seed=1.5), "seed"), (dict(mixed_precision="fp8"), "mixed_precision"),
+    (dict(resume="yes"), "resume"), (dict(eval_steps=[]), "eval_steps"), (dict(eval_steps=[1, 40]), "eval_steps"),
+    (dict(eval_steps="one"), "eval_steps"), (dict(checkpoint_every=0), "checkpoint_every"), (dict(size=12), "size"),
+    (dict(num_eval=1), "num_eval"), (dict(huber_c=0), "huber_c"), (dict(typo=1), "typo")])
+def test_validation_catalogue(params, name):
+    with pytest.raises(ValueError, match=name) as e:
+        TrainConfig.from_params(params)
+    assert "allowed" in str(e.value) or "parameters are" in str(e.value)
+
+def _cfg(assets, out, **kw):
+    return TrainConfig(**{**TINY, "eval_every": 0, "checkpoint_every": 3, "num_eval": 16, "assets_dir": str(assets),
+                          "output_dir": str(out), "loss": "direct", **kw})
+
+def _weights(out):
+    return load_file(out / "student" / "diffusion_pytorch_model.safetensors")
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a: assert torch.equal(a[k], b[k]), k
+
+def test_resume_after_kill_equals_uninterrupted(assets, tmp_path):
+    _papermill_free_assets = run(_cfg(assets, tmp_path / "warm", max_steps=1), progress=False)  # assets exist
+    full = tmp_path / "full"
+    m_full = run(_cfg(assets, full, max_steps=40), progress=False)
+    killed = tmp_path / "killed"
+    cfg = _cfg(assets, killed, max_steps=40)
+    code = ("import json, sys; from directcms.config import TrainConfig; from directcms.training import run; "
+            "run(TrainConfig(**json.loads(sys.argv[1])), progress=False)")
+    p = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg.to_dict())], env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    log, t0 = killed / "log.jsonl", time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 7: break
+        time.sleep(0.01)
+    assert p.poll() is None, "the run ended before it could be killed"
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert not (killed / "metrics.json").exists()
+    m_resumed = run(_cfg(assets, killed, max_steps=40), progress=False)
+    _same(_weights(full), _weights(killed))
+    assert m_resumed["eval"] == m_full["eval"]
+    assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == list(range(1, 41))
+
+def test_stop_and_resume_with_lora_and_ema(assets, tmp_path):
+    kw = dict(max_steps=5, lora_rank=4, target="ema", loss="cm")
+    run(_cfg(assets, tmp_path / "full", **kw), progress=False)
+    assert run(_cfg(assets, tmp_path / "part", **kw), progress=False, stop_after=2) == dict(stopped_at=2)
+    run(_cfg(assets, tmp_path / "part", **kw), progress=False)
+    _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
+
+def test_resume_refuses_other_settings(assets, tmp_path):
+    run(_cfg(assets, tmp_path / "r", max_steps=1), progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        run(_cfg(assets, tmp_path / "r", max_steps=2, lr=1e-3), progress=False)
