@@ -87,7 +87,8 @@ def test_resume_after_kill_equals_uninterrupted(assets, tmp_path):
     m_full = run(_cfg(assets, full, max_steps=40), progress=False)
     killed = tmp_path / "killed"
     cfg = _cfg(assets, killed, max_steps=40)
-    code = ("import json, sys; from directcms.config import TrainConfig; from directcms.training import run; "
+    code = ("import json, sys, torch; from directcms.config import TrainConfig; from directcms.training import run; "
+            f"torch.set_num_threads({torch.get_num_threads()}); "        # same float reductions as this process
             "run(TrainConfig(**json.loads(sys.argv[1])), progress=False)")
     p = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg.to_dict())], env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     log, t0 = killed / "log.jsonl", time.time()

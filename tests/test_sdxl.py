@@ -1,0 +1,114 @@
+"The sdxl-paper preset offline: tiny SDXL components from configs, train.ipynb for both losses, stock diffusers loading."
+import json, math, os, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _tokenizer(d):
+    from transformers import CLIPTokenizer
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    toks = ["<|startoftext|>", "<|endoftext|>", *letters, *(c + "</w>" for c in letters)]
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(toks)}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=16)
+
+@pytest.fixture(scope="module")
+def tiny_sdxl(tmp_path_factory):
+    "A tiny SDXL pipeline (UNet with text_time embedding, two CLIP encoders, VAE, tokenizers) and a 4-image caption folder."
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from PIL import Image
+    root = tmp_path_factory.mktemp("sdxl")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
+                                cross_attention_dim=64, norm_num_groups=8)
+    tc = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
+                        num_attention_heads=4, num_hidden_layers=2, vocab_size=60, max_position_embeddings=16,
+                        hidden_act="gelu", projection_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    sched = EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                   timestep_spacing="leading")
+    tok_dir = root / "tok"; tok_dir.mkdir()
+    tok = _tokenizer(tok_dir)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(tc), text_encoder_2=CLIPTextModelWithProjection(tc),
+                                     tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=sched)
+    pipe.save_pretrained(root / "teacher")
+    data = root / "data"; data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (h, w) in enumerate([(64, 64), (80, 64), (64, 96), (70, 70)]):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(data / f"{i}.png")
+        rows.append(f"{i}.png,a picture number {'abcd'[i]}")
+    (data / "metadata.csv").write_text("file_name,text\n" + "\n".join(rows) + "\n")
+    return root
+
+def _params(root, loss, out):
+    return dict(preset="sdxl-paper", loss=loss, teacher=str(root / "teacher"), data=str(root / "data"), resolution=64,
+                batch_size=2, max_steps=2, num_intervals=10, eval_steps=[1, 4], num_eval=2, eval_batch_size=2,
+                lora_rank=4, mixed_precision="no", checkpoint_every=1, assets_dir=str(root / "assets"),
+                output_dir=str(out), vae="")
+
+@pytest.mark.parametrize("loss", ["cm", "direct"])
+def test_sdxl_train_notebook_and_stock_diffusers(tiny_sdxl, loss, tmp_path):
+    import papermill as pm
+    from diffusers import LCMScheduler, StableDiffusionXLPipeline
+    out = tmp_path / f"sdxl-{loss}"
+    pm.execute_notebook(str(ROOT / "nbs" / "train.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+                        kernel_name="python3", progress_bar=False, parameters=_params(tiny_sdxl, loss, out))
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["eval"]) == {"1", "4"} and m["train"]["steps"] == 2
+    for blk in m["eval"].values():
+        assert math.isfinite(blk["ode_error"])
+        assert {"fid", "fd_dinov2", "clip_score", "aesthetic_score"} <= set(blk)   # skipped offline: null
+    assert (out / "pytorch_lora_weights.safetensors").exists()
+    assert (out / "checkpoints" / "step-0000002" / "pytorch_lora_weights.safetensors").exists()
+    # Stock diffusers loads the LoRA and samples 1 and 4 steps with LCMScheduler and no guidance.
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl / "teacher")
+    pipe.load_lora_weights(str(out))
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config, original_inference_steps=10)
+    saved = torch.load(out / "samples.pt")
+    noise = torch.load(tiny_sdxl / "assets" / "init_noise.pt")["noise"][:1]
+    for k in (1, 4):
+        img = pipe("a picture number a", num_inference_steps=k, guidance_scale=0, height=64, width=64,
+                   output_type="pt", generator=torch.Generator().manual_seed(0)).images
+        assert img.shape == (1, 3, 64, 64) and torch.isfinite(img).all()
+    # ... and its one-step sample from our noise and caption is our student's.
+    lat = pipe("a picture number a", num_inference_steps=1, guidance_scale=0, height=64, width=64, latents=noise.clone(),
+               output_type="latent").images
+    ours = saved["raw"]["samples"][1][0]
+    assert torch.allclose(lat[0], ours, atol=1e-3), (lat[0] - ours).abs().max()
+
+def test_missing_teacher_and_data_fail_at_once(tiny_sdxl, tmp_path):
+    from directcms.config import TrainConfig
+    from directcms.training import run
+    for teacher in ("/nonexistent/sdxl", "stabilityai/stable-diffusion-xl-base-1.0"):
+        t0 = time.time()
+        with pytest.raises(FileNotFoundError, match="hf download"):
+            run(TrainConfig.from_params({**_params(tiny_sdxl, "cm", tmp_path / "x"), "teacher": teacher}), progress=False)
+        assert time.time() - t0 < 30
+    with pytest.raises(FileNotFoundError, match="metadata"):
+        run(TrainConfig.from_params({**_params(tiny_sdxl, "cm", tmp_path / "y"), "data": str(tmp_path)}), progress=False)
+    (tmp_path / "empty").mkdir(); (tmp_path / "empty" / "metadata.csv").write_text("file_name,text\n")
+    with pytest.raises(ValueError, match="no images"):
+        run(TrainConfig.from_params({**_params(tiny_sdxl, "cm", tmp_path / "z"), "data": str(tmp_path / "empty")}), progress=False)
+
+def test_accelerate_launch_two_processes_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    args = ["loss=direct", "max_steps=3", "batch_size=4", "num_intervals=10", "num_eval=16", "teacher_steps=20",
+            "eval_every=0", "checkpoint_every=2", f"assets_dir={tmp_path / 'assets'}", f"output_dir={out}"]
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                        str(ROOT / "scripts" / "train.py"), *args],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["train"]["steps"] == 3
+    assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
