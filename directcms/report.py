@@ -9,11 +9,19 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['METHODS', 'COLUMNS', 'load_runs', 'table1', 'write_table', 'verdict', 'plot_ode_error_vs_fd', 'plot_training_curves']
+__all__ = ['METHODS', 'COLUMNS', 'IMAGE_COLUMNS', 'columns_of', 'load_runs', 'table1', 'write_table', 'verdict',
+           'plot_ode_error_vs_fd', 'plot_training_curves']
 
-# %% ../nbs/11_report.ipynb #d160618a
+# %% ../nbs/11_report.ipynb #bad62908
 METHODS = {"teacher": "Teacher (DDIM, k steps)", "cm": "CM", "direct": "Direct CM"}
 COLUMNS = {"ode_error": "ODE error", "fd_teacher": "FD vs teacher", "fd_real": "FD vs real", "class_accuracy": "class accuracy"}
+IMAGE_COLUMNS = {"ode_error": "ODE error (latent)", "fid": "FID vs teacher", "fd_dinov2": "FD-DINOv2 vs teacher",
+                 "clip_score": "CLIP score", "aesthetic_score": "aesthetic score"}
+
+def columns_of(runs) -> dict:
+    "The metric columns of a set of runs: digits' (COLUMNS) or the image presets' (IMAGE_COLUMNS)."
+    keys = {k for r in runs for blk in r["eval"].values() for k in blk}
+    return COLUMNS if "fd_teacher" in keys or not keys else IMAGE_COLUMNS
 
 def load_runs(paths) -> list[dict]:
     "metrics.json of each finished run folder, with its log rows and folder added."
@@ -28,19 +36,21 @@ def load_runs(paths) -> list[dict]:
     return runs
 
 def _stats(values):
-    v = np.asarray(values, dtype=float)
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+    v = v[np.isfinite(v)]                      # a skipped metric (missing weights) is null in metrics.json
+    if not len(v): return math.nan, math.nan, 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 def table1(runs: list[dict], steps=(1, 2, 4)) -> list[dict]:
     "Rows teacher / CM / Direct CM x steps, each metric's mean and std over seeds (Vouitsis et al. 2024, Table 1)."
-    rows = []
+    rows, cols = [], columns_of(runs)
     for method in METHODS:
         for k in steps:
             if method == "teacher": blocks = [r["teacher"][str(k)] for r in runs if str(k) in r.get("teacher", {})]
             else: blocks = [r["eval"][str(k)] for r in runs if r["loss"] == method and str(k) in r["eval"]]
             row = dict(method=METHODS[method], steps=k, n_seeds=len(blocks))
-            for c in COLUMNS:
-                row[f"{c}_mean"], row[f"{c}_std"], _ = _stats([b[c] for b in blocks]) if blocks else (math.nan, math.nan, 0)
+            for c in cols:
+                row[f"{c}_mean"], row[f"{c}_std"], _ = _stats([b.get(c) for b in blocks]) if blocks else (math.nan, math.nan, 0)
             rows.append(row)
     return rows
 
@@ -48,14 +58,15 @@ def write_table(rows, csv_path, md_path, note: str = ""):
     "table1.csv (means and stds) and table1.md (mean ± std)."
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-    lines = ["| method | steps | " + " | ".join(COLUMNS.values()) + " | seeds |",
-             "|---|---|" + "---|" * len(COLUMNS) + "---|"]
+    cols = {c: name for c, name in {**COLUMNS, **IMAGE_COLUMNS}.items() if f"{c}_mean" in rows[0]}
+    lines = ["| method | steps | " + " | ".join(cols.values()) + " | seeds |",
+             "|---|---|" + "---|" * len(cols) + "---|"]
     for r in rows:
-        cells = [f"{r[c + '_mean']:.4g} ± {r[c + '_std']:.2g}" for c in COLUMNS]
+        cells = [f"{r[c + '_mean']:.4g} ± {r[c + '_std']:.2g}" if math.isfinite(r[c + "_mean"]) else "skipped" for c in cols]
         lines.append(f"| {r['method']} | {r['steps']} | " + " | ".join(cells) + f" | {r['n_seeds']} |")
     Path(md_path).write_text("\n".join(lines) + ("\n\n" + note if note else "") + "\n")
 
-# %% ../nbs/11_report.ipynb #13ec35d1
+# %% ../nbs/11_report.ipynb #5379e0e7
 def _compare(rows, k, col):
     get = lambda m: next(r for r in rows if r["method"] == METHODS[m] and r["steps"] == k)
     a, b = get("direct"), get("cm")
@@ -69,7 +80,7 @@ def verdict(rows, steps=(1, 2, 4)) -> str:
     parts, holds = [], []
     for k in steps:
         d_ode, se_ode, s_ode = _compare(rows, k, "ode_error")
-        d_fd, se_fd, s_fd = _compare(rows, k, "fd_teacher")
+        d_fd, se_fd, s_fd = _compare(rows, k, "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid")
         word = {-1: "lower", 1: "higher", 0: "not resolved from"}
         parts.append(f"at {k} step{'s' * (k > 1)} Direct CM's ODE error is {word[s_ode]} CM's "
                      f"({d_ode:+.3g} ± {se_ode:.2g}) and its FD vs teacher is {word[s_fd]} CM's ({d_fd:+.3g} ± {se_fd:.2g})")
@@ -80,7 +91,7 @@ def verdict(rows, steps=(1, 2, 4)) -> str:
     return (f"The paper's claim (Direct CM solves the ODE better but samples worse) {claim} here: " + "; ".join(parts)
             + f" (differences Direct minus CM, ± standard error over seeds; 'not resolved' = within 2 standard errors).")
 
-# %% ../nbs/11_report.ipynb #79d7e670
+# %% ../nbs/11_report.ipynb #0fcc0b31
 def _plt():
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,11 +100,12 @@ def _plt():
 def plot_ode_error_vs_fd(rows, path, steps=(1, 2, 4)):
     "Each (loss, steps) as a point: ODE error against FD vs teacher, error bars over seeds (the paper's claim)."
     plt = _plt()
+    fd = "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid"
     fig, ax = plt.subplots(figsize=(5, 4))
     colors, markers = {"CM": "tab:blue", "Direct CM": "tab:red"}, {1: "o", 2: "s", 4: "^", 8: "D"}
     for r in rows:
         if r["method"] not in colors: continue
-        ax.errorbar(r["ode_error_mean"], r["fd_teacher_mean"], xerr=r["ode_error_std"], yerr=r["fd_teacher_std"],
+        ax.errorbar(r["ode_error_mean"], r[f"{fd}_mean"], xerr=r["ode_error_std"], yerr=r[f"{fd}_std"],
                     color=colors[r["method"]], marker=markers.get(r["steps"], "x"), capsize=3, linestyle="none",
                     label=f"{r['method']}, {r['steps']} step{'s' * (r['steps'] > 1)}")
     ax.set_xlabel("ODE error (MSE to the teacher's N-step solution)"); ax.set_ylabel("FD vs teacher samples")
@@ -114,8 +126,8 @@ def plot_training_curves(runs, path, k: int = 1):
             axes[0].plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), color=c, alpha=0.6, label=lab)
         ev = [(row["step"], row["eval"][str(k)]) for row in r["log"] if "eval" in row and str(k) in row["eval"]]
         ev.append((r["train"]["steps"], r["eval"][str(k)]))
-        for ax, col in zip(axes[1:], ("ode_error", "fd_teacher")):
-            ax.plot([s for s, _ in ev], [e[col] for _, e in ev], "o-", color=c, alpha=0.6, label=lab)
+        for ax, col in zip(axes[1:], ("ode_error", "fd_teacher" if "fd_teacher" in ev[-1][1] else "fid")):
+            ax.plot([s for s, _ in ev], [np.nan if e.get(col) is None else e[col] for _, e in ev], "o-", color=c, alpha=0.6, label=lab)
     axes[0].set_yscale("log"); axes[0].set_title("training loss (moving average)")
     axes[1].set_title(f"ODE error, {k}-step samples"); axes[2].set_title(f"FD vs teacher, {k}-step samples")
     for ax in axes:

@@ -53,7 +53,7 @@ def get_solver(solver: str | Callable) -> Callable:
         raise ValueError(f"solver={solver!r} is not one of {sorted(SOLVERS)}")
     return SOLVERS[solver]
 
-# %% ../nbs/01_solvers.ipynb #ee7384d4
+# %% ../nbs/01_solvers.ipynb #757cbd14
 def _check_batch(x, cond, **per_sample):
     "Raise a ValueError naming any per-sample tensor whose batch size differs from x's."
     for name, v in {**per_sample, **{f"cond[{k!r}]": v for k, v in cond.items()}}.items():
@@ -75,18 +75,17 @@ def solve(eps_fn, x, timesteps, alphas_cumprod, solver="ddim", cond=None):
     return x
 
 def solve_between(eps_fn, x, start, stop, timesteps, alphas_cumprod, solver="ddim", cond=None):
-    "Solve sample i from timesteps[start[i]] to timesteps[stop[i]], evaluating the teacher on active samples only."
+    "Solve sample i from timesteps[start[i]] to timesteps[stop[i]]; pass r takes every active sample's r-th step."
     step, cond, timesteps = get_solver(solver), cond or {}, torch.as_tensor(timesteps).long().to(x.device)
     start, stop = torch.as_tensor(start).long().to(x.device), torch.as_tensor(stop).long().to(x.device)
     _check_grid(timesteps); _check_batch(x, cond, start=start, stop=stop)
     if (start < 0).any() or (stop > len(timesteps) - 1).any() or (start > stop).any():
         raise ValueError(f"need 0 <= start <= stop <= {len(timesteps) - 1}, got start={start.tolist()}, stop={stop.tolist()}")
-    x = x.clone()
-    for j in range(int(start.min()), int(stop.max())):
-        idx = ((start <= j) & (j < stop)).nonzero().squeeze(1)
-        if len(idx) == 0: continue
-        s, t = timesteps[j].expand(len(idx)), timesteps[j + 1].expand(len(idx))
-        x[idx] = step(eps_fn, x[idx], s, t, alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+    x, n = x.clone(), stop - start
+    for r in range(int(n.max()) if len(n) else 0):
+        idx = (n > r).nonzero().squeeze(1)              # samples that still have an r-th step to take
+        j = start[idx] + r
+        x[idx] = step(eps_fn, x[idx], timesteps[j], timesteps[j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
     return x
 
 def solve_to_data(eps_fn, x, start, timesteps, alphas_cumprod, solver="ddim", cond=None):

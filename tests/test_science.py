@@ -1,0 +1,130 @@
+"""science.ipynb at smoke scale writes every output; runs are cached (a second call skips finished runs); the verdict
+follows synthetic numbers."""
+import json
+from pathlib import Path
+import pytest
+import directcms.science as sci
+from directcms.science import (analytic_experiment, analytic_grid, run_analytic_sweep, run_key, digits_configs,
+                               digits_finished, run_digits_sweep, flatten, compare, verdict)
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
+         "science_digits.csv")
+TINY = dict(fit_steps=10, train_steps=2, batch_size=32, num_eval=64)
+
+
+def test_science_notebook_smoke(tmp_path):
+    import papermill as pm
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    pm.execute_notebook(str(ROOT / "nbs" / "science.ipynb"), str(tmp_path / "science.ipynb"), cwd=str(tmp_path),
+                        kernel_name="python3", progress_bar=False,
+                        parameters=dict(scale="smoke", runs_dir=str(runs), figures_dir=str(figs), workers=1))
+    for f in FILES: assert (figs / f).stat().st_size > 200, f
+    md = (figs / "science.md").read_text()
+    assert "## Verdict" in md
+    verdict_text = md.split("## Verdict")[1].split("##")[0]
+    assert "comparisons (two values of k" in verdict_text and "standard errors" in verdict_text
+    assert "digits" in verdict_text
+    smoke = sci.SCALES["smoke"]
+    n_analytic = len(analytic_grid(**smoke["analytic"]))
+    assert len(list((runs / "science" / "analytic").glob("*.json"))) == n_analytic
+    d = smoke["digits"]
+    n_digits = len(d["k"]) * len(d["rank"]) * len(d["w"]) * len(d["budgets"]) * d["seeds"]
+    assert len(list((runs / "science" / "digits").glob("*/metrics.json"))) == n_digits
+    assert (runs / "digits" / "teacher").is_dir()           # the digits assets are shared in runs_dir/digits
+
+
+def test_analytic_run_is_cached(tmp_path, monkeypatch):
+    calls = []
+    real = sci.distill
+    monkeypatch.setattr(sci, "distill", lambda *a, **k: calls.append(a[3:5]) or real(*a, **k))
+    kw = dict(d=2, w=1.0, N=10, width="small", seed=0, **TINY)
+    r1 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)
+    assert calls == [(10, 1)]
+    files = list(tmp_path.glob("*.json"))
+    assert [p.name for p in files] == [f"{run_key(sci.analytic_settings(k=1, **kw))}.json"]
+    r2 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)       # finished: read, not run
+    assert r2 == r1 and calls == [(10, 1)]
+    other = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **{**kw, "train_steps": 3})   # other sizes: new run
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.json"))) == 2 and other["settings"]["train_steps"] == 3
+
+
+def test_sweep_skips_finished_runs(tmp_path, monkeypatch):
+    calls = []
+    real = sci.distill
+    monkeypatch.setattr(sci, "distill", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    grid = dict(N=[10], w=[3.0], d=[2], width=["small"], seeds=1, **TINY)
+    first = run_analytic_sweep(analytic_grid(k=[1, "all"], **grid), tmp_path, workers=1, progress=False)
+    assert calls == [1, "all"]
+    again = run_analytic_sweep(analytic_grid(k=[1, "all"], **grid), tmp_path, workers=1, progress=False)
+    assert again == first and calls == [1, "all"]                        # nothing run the second time
+    more = run_analytic_sweep(analytic_grid(k=[1, 2, "all"], **grid), tmp_path, workers=1, progress=False)
+    assert calls == [1, "all", 2] and [r["settings"]["k"] for r in more] == [1, 2, "all"]
+    assert more[0] == first[0] and more[2] == first[1]                   # the finished runs were reused unchanged
+
+
+def test_digits_sweep_skips_finished_runs(tmp_path, monkeypatch):
+    cfgs = digits_configs([1, "all"], [0, 16], [3.0], [250], 1, str(tmp_path))
+    assert [c.target_steps_resolved for c in cfgs] == [1, 1, "all", "all"]
+    assert [c.loss for c in cfgs] == ["cm", "cm", "direct", "direct"]
+    assert all(c.assets_dir == f"{tmp_path}/digits" for c in cfgs) and len({c.output_dir for c in cfgs}) == 4
+    for c in cfgs:                                                       # pretend they all finished
+        Path(c.output_dir).mkdir(parents=True)
+        (Path(c.output_dir) / "metrics.json").write_text(json.dumps(dict(loss=c.loss, config=c.to_dict(), eval={
+            "1": dict(ode_error=0.1, fd_real=1.0, fd_teacher=1.0, class_accuracy=1.0)})))
+    import directcms.training
+    monkeypatch.setattr(directcms.training, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    out = run_digits_sweep(cfgs, progress=False)
+    assert len(out) == 4 and all(digits_finished(c) for c in cfgs)
+    rows = flatten(out)
+    assert [(r["k"], r["rank"], r["budget"]) for r in rows] == [(1, 0, 250), (1, 16, 250), ("all", 0, 250), ("all", 16, 250)]
+    changed = digits_configs([1], [0], [3.0], [250], 1, str(tmp_path), lr=3e-4)[0]
+    assert not digits_finished(changed)                                  # another configuration is not reused
+
+
+def _rows(cells, seeds=4, noise=0.01, steps=1):
+    "cells: name -> {k: (ode, sw)}; seed noise of mean 0 on every k but the first."
+    e = [1, -1, 0.5, -0.5, 0.25, -0.25]
+    rows = []
+    for name, by_k in cells.items():
+        for i, (k, (o, q)) in enumerate(by_k.items()):
+            for s in range(seeds):
+                n = noise * e[s] * (i > 0)
+                rows.append(dict(d=2, N=10, w=3.0, width=name, k=k, seed=s, steps=steps, ode_error_teacher=o + n,
+                                 sw=q - n, precision=1 - q + n))
+    return rows
+
+
+def test_verdict_logic_on_synthetic_numbers():
+    rows = _rows({"paper": {1: (1.0, 1.0), "all": (0.5, 1.5)},       # lower ODE error, worse samples
+                  "agree": {1: (1.0, 1.0), "all": (0.5, 0.5)},       # lower ODE error, better samples
+                  "flat": {1: (1.0, 1.0), "all": (0.5, 1.005)},      # samples differ by less than 2 SE
+                  "noise": {1: (1.0, 1.0), "all": (1.0, 2.0)}})      # ODE error unresolved
+    cmp = {c["width"]: c for c in compare(rows)}
+    assert cmp["paper"]["outcome"] == "inconsistent" and cmp["paper"]["better_ode"] == "all"
+    assert cmp["paper"]["d_ode"] == pytest.approx(-0.5) and cmp["paper"]["d_quality"] == pytest.approx(0.5)
+    assert cmp["agree"]["outcome"] == "consistent"
+    assert cmp["flat"]["outcome"] == "unresolved samples"
+    assert cmp["noise"]["outcome"] == "unresolved ODE"
+    v = verdict(list(cmp.values()))
+    assert "Of 4 comparisons" in v and "3 differ in ODE error by more than 2 standard errors" in v
+    assert "significantly worse samples (sliced W2) in 1, significantly better samples in 1, and no resolved difference in 1" in v
+    assert "in 1 setting(s): d=2, N=10, w=3, width=paper" in v
+    # orientation: when k=1 has the lower ODE error, it is the one named, and its samples are judged
+    rev = compare(_rows({"rev": {1: (0.5, 2.0), "all": (1.0, 1.0)}}))[0]
+    assert rev["better_ode"] == 1 and rev["other"] == "all" and rev["outcome"] == "inconsistent"
+    # a higher-is-better quality measure flips the sign
+    hib = {c["width"]: c["outcome"] for c in compare(rows, quality="precision", higher_is_better=True)}
+    assert hib["paper"] == "inconsistent" and hib["agree"] == "consistent"
+    # all three pairs of three k values are compared
+    three = compare(_rows({"x": {1: (1.0, 1.0), 2: (0.8, 1.2), "all": (0.5, 1.5)}}))
+    assert sorted((str(c["better_ode"]), str(c["other"])) for c in three) == [("2", "1"), ("all", "1"), ("all", "2")]
+    assert all(c["outcome"] == "inconsistent" for c in three)
+
+
+def test_verdict_needs_seeds_and_reports_consistency():
+    assert verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, seeds=1))).startswith("Not assessed")
+    assert "never came with significantly worse samples" in verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 0.5)}})))
+    assert verdict([]).startswith("No comparisons")
+    # identical numbers over seeds (SE 0) still count when the difference is not 0
+    assert compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, noise=0.0))[0]["outcome"] == "inconsistent"
