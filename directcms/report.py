@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ['METHODS', 'COLUMNS', 'IMAGE_COLUMNS', 'columns_of', 'load_runs', 'table1', 'write_table', 'verdict',
            'plot_ode_error_vs_fd', 'plot_training_curves']
 
-# %% ../nbs/11_report.ipynb #bad62908
+# %% ../nbs/11_report.ipynb #02f8b83f
 METHODS = {"teacher": "Teacher (DDIM, k steps)", "cm": "CM", "direct": "Direct CM"}
 COLUMNS = {"ode_error": "ODE error", "fd_teacher": "FD vs teacher", "fd_real": "FD vs real", "class_accuracy": "class accuracy"}
 IMAGE_COLUMNS = {"ode_error": "ODE error (latent)", "fid": "FID vs teacher", "fd_dinov2": "FD-DINOv2 vs teacher",
@@ -46,7 +46,9 @@ def table1(runs: list[dict], steps=(1, 2, 4)) -> list[dict]:
     rows, cols = [], columns_of(runs)
     for method in METHODS:
         for k in steps:
-            if method == "teacher": blocks = [r["teacher"][str(k)] for r in runs if str(k) in r.get("teacher", {})]
+            if method == "teacher":        # the same teacher and noise in every run: one row per seed
+                seen = {r["config"]["seed"]: r["teacher"][str(k)] for r in runs if str(k) in r.get("teacher", {})}
+                blocks = list(seen.values())
             else: blocks = [r["eval"][str(k)] for r in runs if r["loss"] == method and str(k) in r["eval"]]
             row = dict(method=METHODS[method], steps=k, n_seeds=len(blocks))
             for c in cols:
@@ -58,7 +60,7 @@ def write_table(rows, csv_path, md_path, note: str = ""):
     "table1.csv (means and stds) and table1.md (mean ± std)."
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-    cols = {c: name for c, name in {**COLUMNS, **IMAGE_COLUMNS}.items() if f"{c}_mean" in rows[0]}
+    cols = COLUMNS if "fd_teacher_mean" in rows[0] else IMAGE_COLUMNS
     lines = ["| method | steps | " + " | ".join(cols.values()) + " | seeds |",
              "|---|---|" + "---|" * len(cols) + "---|"]
     for r in rows:
@@ -66,7 +68,7 @@ def write_table(rows, csv_path, md_path, note: str = ""):
         lines.append(f"| {r['method']} | {r['steps']} | " + " | ".join(cells) + f" | {r['n_seeds']} |")
     Path(md_path).write_text("\n".join(lines) + ("\n\n" + note if note else "") + "\n")
 
-# %% ../nbs/11_report.ipynb #5379e0e7
+# %% ../nbs/11_report.ipynb #6acba8ab
 def _compare(rows, k, col):
     get = lambda m: next(r for r in rows if r["method"] == METHODS[m] and r["steps"] == k)
     a, b = get("direct"), get("cm")
@@ -81,7 +83,7 @@ def verdict(rows, steps=(1, 2, 4)) -> str:
     for k in steps:
         d_ode, se_ode, s_ode = _compare(rows, k, "ode_error")
         d_fd, se_fd, s_fd = _compare(rows, k, "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid")
-        word = {-1: "lower", 1: "higher", 0: "not resolved from"}
+        word = {-1: "lower than", 1: "higher than", 0: "not resolved from"}
         parts.append(f"at {k} step{'s' * (k > 1)} Direct CM's ODE error is {word[s_ode]} CM's "
                      f"({d_ode:+.3g} ± {se_ode:.2g}) and its FD vs teacher is {word[s_fd]} CM's ({d_fd:+.3g} ± {se_fd:.2g})")
         holds.append(s_ode == -1 and s_fd == 1)
