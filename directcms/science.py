@@ -549,14 +549,14 @@ def plot_gmm2d(runs_dir, settings_cm: dict, settings_direct: dict, path, n_traj:
                  f"triangles = student's f(x_t, t) along them; dotted red = 1-step jump error", fontsize=9)
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
-# %% ../nbs/15_science.ipynb #55765f00
+# %% ../nbs/15_science.ipynb #519356dc
 SCALES = {
     "smoke": dict(analytic=dict(k=[1, "all"], N=[10], w=[3.0], d=[2], width=["small", "large"], seeds=2,
                                 fit_steps=40, train_steps=10, batch_size=64, num_eval=128),
                   digits=dict(k=[1, "all"], rank=[0, 4], w=[3.0], budgets=[2], seeds=1,
                               overrides=dict(batch_size=8, num_eval=32, teacher_steps=30, num_intervals=10))),
     "default": dict(analytic=dict(k=[1, 2, 4, 8, "all"], N=[10, 50], w=[1.0, 3.0, 9.0], d=[2, 16],
-                                  width=["small", "large"], seeds=3, train_steps=150),
+                                  width=["small", "large"], seeds=3, fit_steps=400, train_steps=150),
                     digits=dict(k=[1, "all"], rank=[0, 16], w=[3.0], budgets=[250], seeds=1, overrides={})),
     "full": dict(analytic=dict(k=[1, 2, 4, 8, "all"], N=[10, 50, 100], w=[1.0, 3.0, 9.0], d=[2, 16, 64],
                                width=["small", "large"], seeds=5),

@@ -13,8 +13,10 @@ FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "sc
 TINY = dict(fit_steps=10, train_steps=2, batch_size=32, num_eval=64)
 
 
-def test_science_notebook_smoke(tmp_path):
-    import papermill as pm
+def test_science_notebook_smoke(tmp_path, monkeypatch):
+    import os, papermill as pm
+    # the kernel runs in tmp_path: make it import this checkout's directcms, whatever the installed one points to
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     runs, figs = tmp_path / "runs", tmp_path / "figs"
     pm.execute_notebook(str(ROOT / "nbs" / "science.ipynb"), str(tmp_path / "science.ipynb"), cwd=str(tmp_path),
                         kernel_name="python3", progress_bar=False,
