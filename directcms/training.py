@@ -160,7 +160,7 @@ def _check_resumable(cfg, out):
     if diff: raise ValueError(f"output_dir={str(out)!r} holds a run with other settings {diff} (old, new); "
                               f"choose another output_dir or pass resume=False to start it again")
 
-# %% ../nbs/10_training.ipynb #0eb0af97
+# %% ../nbs/10_training.ipynb #fa70da20
 def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int | None = None) -> dict:
     "Distil a CM / Direct CM student (Vouitsis et al. 2024) with accelerate; returns the student and run facts."
     from accelerate import Accelerator
@@ -197,7 +197,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     end = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.max_steps, unit="step", desc=f"{cfg.loss}",
                disable=not (progress and acc.is_main_process), mininterval=1)
-    step = start
+    step = done = start                         # done: optimiser steps already applied to the weights
     try:
         for step in bar:
             t0 = time.perf_counter()
@@ -211,6 +211,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             acc.backward(loss)
             opt.step(); opt.zero_grad(set_to_none=True)
             if ema is not None: ema.update_parameters(acc.unwrap_model(student))
+            done = step + 1
             row = dict(step=step + 1, loss=acc.gather(loss.detach()[None]).mean().item(),
                        teacher_evals=diag["teacher_evals"], mean_start_index=diag["mean_start_index"],
                        sec=round(time.perf_counter() - t0, 4))
@@ -223,7 +224,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < end: save_checkpoint(acc, out, step + 1, export)
         step = end
     except KeyboardInterrupt:
-        save_checkpoint(acc, out, step, export); print(f"interrupted: saved the checkpoint of step {step}"); raise
+        save_checkpoint(acc, out, done, export); print(f"interrupted: saved the checkpoint of step {done}"); raise
     finally:
         bar.close()
         if writer: writer.close()
