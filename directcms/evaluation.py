@@ -13,10 +13,17 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from .digits import NUM_CLASSES, load_digits_tensors
 
 # %% auto #0
-__all__ = ['DigitClassifier', 'ClassifierFeatures', 'train_digit_classifier', 'load_digit_classifier', 'ode_error',
-           'frechet_distance', 'class_accuracy', 'sample_metrics', 'save_sample_grid']
+__all__ = ['atomic_write', 'DigitClassifier', 'ClassifierFeatures', 'train_digit_classifier', 'load_digit_classifier',
+           'ode_error', 'frechet_distance', 'class_accuracy', 'sample_metrics', 'save_sample_grid']
 
-# %% ../nbs/07_evaluation.ipynb #c205b70a
+# %% ../nbs/07_evaluation.ipynb #86108e76
+def atomic_write(path, write) -> Path:
+    "Write a file through write(temporary sibling) and a rename: readers see all of it or nothing."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    write(tmp); os.replace(tmp, path)
+    return path
+
 class DigitClassifier(nn.Module):
     "Small CNN digit classifier; its penultimate features define our Frechet distance (cf. Heusel et al. 2017)."
     num_features = 64
@@ -52,10 +59,7 @@ def train_digit_classifier(path, size: int = 8, steps: int = 800, batch_size: in
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     clf.eval().requires_grad_(False)
     acc = (clf(x[te]).argmax(1) == y[te]).float().mean().item()
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    torch.save(dict(size=size, test_accuracy=acc, state_dict=clf.state_dict()), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: torch.save(dict(size=size, test_accuracy=acc, state_dict=clf.state_dict()), p))
     return clf
 
 def load_digit_classifier(path) -> DigitClassifier:
