@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_science.ipynb #1896351e
 from __future__ import annotations
-import hashlib, json, math, time
+import copy, hashlib, json, math, time
 from itertools import combinations
 from pathlib import Path
 import numpy as np
@@ -21,11 +21,11 @@ from .evaluation import atomic_write
 from .report import _plt
 
 # %% auto #0
-__all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'analytic_teacher',
-           'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'distill',
-           'analytic_group', 'analytic_experiment', 'analytic_grid', 'run_analytic_sweep', 'digits_configs',
+__all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
+           'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
+           'distill', 'analytic_group', 'analytic_experiment', 'analytic_grid', 'run_analytic_sweep', 'digits_configs',
            'digits_finished', 'run_digits_sweep', 'flatten', 'k_order', 'mean_se', 'compare', 'verdict', 'tally',
-           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d']
+           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
 
 # %% ../nbs/15_science.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -499,14 +499,16 @@ def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
     if drows:
         j = ncol - 1
         dsel = [r for r in drows if r["steps"] == steps]
-        dsum = summary(dsel, ("rank",), ["ode_error", "fd_real"])
+        dsum = summary(dsel, ("w", "budget", "rank"), ["ode_error", "fd_real"])     # one line per (k, w, budget)
         ranks = sorted({r["rank"] for r in dsum}, key=lambda r: (r == 0, r))
         rpos = {r: i for i, r in enumerate(ranks)}
-        for k in sorted({r["k"] for r in dsum}, key=k_order):
-            pts = sorted([r for r in dsum if r["k"] == k], key=lambda r: rpos[r["rank"]])
+        many_w, many_b = len({r["w"] for r in dsum}) > 1, len({r["budget"] for r in dsum}) > 1
+        for w, b, k in sorted({(r["w"], r["budget"], r["k"]) for r in dsum}, key=lambda t: (t[0], t[1], k_order(t[2]))):
+            pts = sorted([r for r in dsum if (r["w"], r["budget"], r["k"]) == (w, b, k)], key=lambda r: rpos[r["rank"]])
+            label = f"k={k}" + (f", w={w:g}" if many_w else "") + (f", S={b}" if many_b else "")
             for i, m in enumerate(("ode_error", "fd_real")):
                 axes[i, j].errorbar([rpos[r["rank"]] for r in pts], [r[f"{m}_mean"] for r in pts],
-                                    [r[f"{m}_se"] for r in pts], marker="s", capsize=2, label=f"k={k}")
+                                    [r[f"{m}_se"] for r in pts], marker="s", capsize=2, label=label)
         for i, name in enumerate(("ODE error vs teacher", "FD vs real digits")):
             axes[i, j].set_xticks(list(rpos.values()), [("full" if r == 0 else str(r)) for r in ranks])
             axes[i, j].set_title(f"digits: {name}", fontsize=8); axes[i, j].set_xlabel("LoRA rank")
@@ -555,3 +557,40 @@ SCALES = {
                  digits=dict(k=[1, 2, 5, "all"], rank=[4, 16, 64, 0], w=[1.0, 3.0, 9.0], budgets=[250, 1000], seeds=3,
                              overrides={})),
 }
+
+# %% ../nbs/15_science.ipynb #a7d3e2c9
+GRID_KEYS = {"analytic": ("k", "N", "w", "d", "width", "seeds", *ANALYTIC_DEFAULTS),
+             "digits": ("k", "rank", "w", "budgets", "seeds", "overrides")}
+_LIST_AXES = ("k", "N", "w", "d", "width", "rank", "budgets")
+
+def _check_seeds(name, v):
+    ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 1) or (
+        isinstance(v, (list, tuple)) and v and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
+    if not ok: raise ValueError(f"{name}={v!r} is invalid: allowed an integer n >= 1 (seeds 0 .. n-1) or a list of seeds")
+
+def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = None, analytic_axes: dict | None = None,
+               digits_axes: dict | None = None) -> dict:
+    "Grids of one science.ipynb call: SCALES[scale], then seeds, the full scale's long digits budget, then axis overrides; ValueError before any work (Vouitsis et al. 2024 sweeps)."
+    if scale not in SCALES: raise ValueError(f"scale={scale!r} is invalid: allowed one of {list(SCALES)}")
+    grid = copy.deepcopy(SCALES[scale])
+    if seeds is not None:
+        _check_seeds("seeds", seeds)
+        grid["analytic"]["seeds"] = grid["digits"]["seeds"] = seeds
+    if digits_long is not None:
+        if isinstance(digits_long, bool) or not isinstance(digits_long, int) or digits_long < 1:
+            raise ValueError(f"digits_long={digits_long!r} is invalid: allowed an integer >= 1")
+        if scale == "full": grid["digits"]["budgets"] = [250, digits_long]
+    for part, axes in (("analytic", analytic_axes), ("digits", digits_axes)):
+        name, keys = f"{part}_axes", GRID_KEYS[part]
+        axes = {} if axes is None else axes
+        if not isinstance(axes, dict): raise ValueError(f"{name}={axes!r} is invalid: allowed a dict with keys from {list(keys)}")
+        bad = sorted(set(axes) - set(keys))
+        if bad: raise ValueError(f"{name} has unknown key(s) {bad}: allowed {list(keys)}")
+        for a, v in axes.items():
+            if a in _LIST_AXES and (not isinstance(v, (list, tuple)) or not v):
+                raise ValueError(f"{name}[{a!r}]={v!r} is invalid: allowed a non-empty list")
+            if a == "seeds": _check_seeds(f"{name}['seeds']", v)
+            if a == "overrides" and not isinstance(v, dict): raise ValueError(f"{name}['overrides']={v!r} is invalid: allowed a dict of TrainConfig fields")
+        grid[part].update({a: list(v) if isinstance(v, tuple) else v for a, v in axes.items()})
+    return grid
+
