@@ -11,7 +11,7 @@ from .solvers import SOLVERS
 from .losses import METRICS
 
 # %% auto #0
-__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'RESUMABLE', 'TrainConfig']
+__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'PATH_FIELDS', 'RESUMABLE', 'TrainConfig']
 
 # %% ../nbs/08_config.ipynb #9ad1c429
 PRESETS = {
@@ -138,6 +138,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict: return asdict(self)
 
+    def changes(self, old: dict) -> dict:
+        "{field: (old, new)} where a saved config dict trains something else: RESUMABLE fields aside, path fields compared by the folder they name."
+        return {k: (old.get(k), v) for k, v in self.to_dict().items()
+                if k not in RESUMABLE and not (_same_place(old.get(k), v) if k in PATH_FIELDS else old.get(k) == v)}
+
     def save(self, path=None) -> Path:
         "Write the config as JSON (default output_dir/config.json)."
         path = Path(path or Path(self.output_dir) / "config.json")
@@ -151,5 +156,13 @@ class TrainConfig:
         return cls(**json.loads(Path(path).read_text())).validate()
 
 # Fields that may change between a run and its resumption without changing what is trained.
+PATH_FIELDS = ("teacher", "assets_dir", "data", "vae")     # compared by location: runs/x and /abs/runs/x are one folder
+
+def _same_place(a, b) -> bool:
+    "Equal strings, or two existing paths that resolve to one place (a hub id stays a string)."
+    if a == b: return True
+    if not (isinstance(a, str) and isinstance(b, str) and a and b): return False
+    return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+
 RESUMABLE = ("resume", "max_steps", "checkpoint_every", "eval_every", "output_dir", "eval_steps", "num_eval",
              "eval_batch_size", "metrics_weights")

@@ -204,10 +204,13 @@ def analytic_experiment(runs_dir=None, cache_dir=None, **settings) -> dict:
 
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
-    "Every combination of the axes k x N x w x d x width x seeds (ints or lists) as full settings (the issue's grid for Vouitsis et al. 2024)."
+    "Every combination of the axes k x N x w x d x width x seeds (ints or lists) x train_steps (an int or a list: the budget axis) as full settings (the issue's grid for Vouitsis et al. 2024)."
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    return [analytic_settings(d=dd, w=ww, N=nn, k=kk, width=wi, seed=s, **sizes)
-            for dd in d for ww in w for wi in width for s in seeds for nn in N for kk in k if kk == "all" or kk <= nn]
+    budgets = sizes.pop("train_steps", ANALYTIC_DEFAULTS["train_steps"])
+    budgets = list(budgets) if isinstance(budgets, (list, tuple)) else [budgets]
+    return [analytic_settings(d=dd, w=ww, N=nn, k=kk, width=wi, seed=s, train_steps=b, **sizes)
+            for dd in d for ww in w for wi in width for b in budgets for s in seeds for nn in N for kk in k
+            if kk == "all" or kk <= nn]
 
 def _group_key(s): return json.dumps({k: v for k, v in s.items() if k not in ("N", "k")}, sort_keys=True)
 
@@ -260,11 +263,10 @@ def digits_configs(k, rank, w, budgets, seeds, runs_dir="runs", **overrides) -> 
 
 def digits_finished(cfg) -> bool:
     "Whether cfg.output_dir holds a metrics.json of the same configuration up to resumable fields (a finished Vouitsis et al. 2024 run)."
-    from directcms.config import RESUMABLE
     p = Path(cfg.output_dir) / "metrics.json"
     if not p.exists(): return False
     old = json.loads(p.read_text())["config"]
-    return all(old.get(k) == v for k, v in cfg.to_dict().items() if k not in RESUMABLE)
+    return not cfg.changes(old)
 
 def run_digits_sweep(configs, progress: bool = True) -> list[dict]:
     "Train (or reuse, or resume) each digits run with directcms.training.run; their metrics.json dicts (Vouitsis et al. 2024)."
@@ -279,7 +281,7 @@ def run_digits_sweep(configs, progress: bool = True) -> list[dict]:
     return out
 
 # %% ../nbs/15_science.ipynb #fb863e56
-ANALYTIC_AXES = ("d", "N", "w", "width")
+ANALYTIC_AXES = ("d", "N", "w", "width", "budget")     # budget = distillation steps
 DIGITS_AXES = ("N", "w", "rank", "budget")
 
 def flatten(results: list[dict]) -> list[dict]:
@@ -288,7 +290,8 @@ def flatten(results: list[dict]) -> list[dict]:
     for r in results:
         if "settings" in r:
             s = r["settings"]
-            base = dict(kind="analytic", d=s["d"], N=s["N"], w=s["w"], width=s["width"], k=s["k"], seed=s["seed"])
+            base = dict(kind="analytic", d=s["d"], N=s["N"], w=s["w"], width=s["width"], budget=s["train_steps"], k=s["k"],
+                        seed=s["seed"])
             for st, m in r["metrics"].items():
                 rows.append({**base, "steps": int(st), **m, "floor_sw": r["floor"]["sw"],
                              **{f"teacher_{k}": r["teacher"][k] for k in ("sw", "ode_error_exact", "precision", "loglik")}})
@@ -342,7 +345,7 @@ def compare(rows: list[dict], axes=ANALYTIC_AXES, ode: str = "ode_error_teacher"
     return out
 
 def _fmt_setting(c, axes):
-    return ", ".join(f"{a}={c[a]:g}" if isinstance(c[a], float) else f"{a}={c[a]}" for a in axes)
+    return ", ".join(f"{a}={c[a]:g}" if isinstance(c[a], float) else f"{a}={c[a]}" for a in axes if c.get(a) is not None)
 
 def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sliced W2", ode_name: str = "ODE error",
             z: float = 2.0, max_list: int = 12) -> str:
@@ -366,16 +369,18 @@ def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sl
     lst = "; ".join(f"{s} ({len(cs)}: " + ", ".join(f"k={c['better_ode']} vs k={c['other']} at {c['steps']} step"
                                                      f"{'s' * (c['steps'] > 1)}" for cs_ in [cs] for c in cs_[:3])
                     + (", ..." if len(cs) > 3 else "") + ")" for s, cs in items[:max_list])
-    tally = {a: {} for a in axes}
+    tally = {a: {} for a in (*axes, "steps")}
     for c in inc:
-        for a in axes: tally[a][c[a]] = tally[a].get(c[a], 0) + 1
+        for a in tally:
+            if c.get(a) is not None: tally[a][c[a]] = tally[a].get(c[a], 0) + 1
     share = "; ".join(f"{a}: " + ", ".join(f"{v:g}={m}" if isinstance(v, float) else f"{v}={m}" for v, m in sorted(t.items(), key=lambda kv: str(kv[0])))
-                      for a, t in tally.items())
-    expected = 0.023 * len(ode_sig)
+                      for a, t in tally.items() if t)
+    from scipy.stats import t as student_t
+    expected = sum(student_t.sf(z, c["n_seeds"] - 1) for c in ode_sig if c["n_seeds"] > 1)   # one-sided t tail
     return (text + f"Lower {ode_name} came with significantly worse samples in {len(where)} setting(s): {lst}"
             + (" ..." if len(items) > max_list else "") + f". Inconsistent comparisons by axis: {share}. "
-            f"(With {len(ode_sig)} tests at {z:g} SE about {expected:.1f} false positives are expected by chance "
-            f"under normal errors, more with few seeds.)")
+            f"(If k had no effect on samples, about {expected:.1f} of these {len(ode_sig)} tests would come out worse "
+            f"by chance: the one-sided t tail beyond {z:g} SE with the seeds used.)")
 
 def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6) -> dict:
     "Counts of compare() outcomes (ODE difference resolved; then samples worse / better / unresolved) and where samples were worse (Vouitsis et al. 2024's claim)."
@@ -442,16 +447,16 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, wid
     ncol = len(ws) + bool(drows)
     fig, axes = plt.subplots(3, max(ncol, 1), figsize=(max(3.6 * ncol, 7.5), 8.4), squeeze=False)
     sel = [r for r in arows if r["steps"] == steps and r["width"] == width]
-    summ = summary(sel, ("d", "N", "w"), [m for m, _ in metrics] + ["teacher_sw", "floor_sw"])
-    pos = _kpos({r["k"] for r in sel})
+    summ = summary(sel, ("d", "N", "w", "budget"), [m for m, _ in metrics] + ["teacher_sw", "floor_sw"])
+    pos, many_b = _kpos({r["k"] for r in sel}), len({r["budget"] for r in summ}) > 1
     for j, w in enumerate(ws):
-        for line in sorted({(r["d"], r["N"]) for r in summ if r["w"] == w}):
-            pts = sorted([r for r in summ if r["w"] == w and (r["d"], r["N"]) == line], key=lambda r: k_order(r["k"]))
+        for line in sorted({(r["d"], r["N"], r["budget"]) for r in summ if r["w"] == w}, key=str):
+            pts = sorted([r for r in summ if r["w"] == w and (r["d"], r["N"], r["budget"]) == line], key=lambda r: k_order(r["k"]))
             x = [pos[r["k"]] for r in pts]
             for i, (m, name) in enumerate(metrics):
                 ax = axes[i, j]
                 eb = ax.errorbar(x, [r[f"{m}_mean"] for r in pts], [r[f"{m}_se"] for r in pts], marker="o", capsize=2,
-                                 label=f"d={line[0]}, N={line[1]}")
+                                 label=f"d={line[0]}, N={line[1]}" + (f", S={line[2]}" if many_b else ""))
                 if m == "sw": ax.axhline(pts[0]["teacher_sw_mean"], color=eb[0].get_color(), ls=":", lw=1)
                 ax.set_yscale("log"); ax.set_title(f"analytic, w={w:g}: {name}", fontsize=8)
                 ax.set_xticks(list(pos.values()), [str(k) for k in pos]); ax.set_xlabel("k (teacher steps in target)")
@@ -485,13 +490,15 @@ def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
     if sel:
         N = max(r["N"] for r in sel); ws = sorted({r["w"] for r in sel})
         w = 3.0 if 3.0 in ws else ws[len(ws) // 2]
-        summ = summary([r for r in sel if r["N"] == N and r["w"] == w], ("d", "width"), ["ode_error_teacher", "sw"])
+        summ = summary([r for r in sel if r["N"] == N and r["w"] == w], ("d", "width", "budget"), ["ode_error_teacher", "sw"])
+        many_b = len({r["budget"] for r in summ}) > 1
         for j, d in enumerate(ds):
-            for k in sorted({r["k"] for r in summ}, key=k_order):
-                pts = sorted([r for r in summ if r["d"] == d and r["k"] == k], key=lambda r: WIDTHS[r["width"]])
+            for b, k in sorted({(r["budget"], r["k"]) for r in summ}, key=lambda t: (str(t[0]), k_order(t[1]))):
+                pts = sorted([r for r in summ if r["d"] == d and (r["budget"], r["k"]) == (b, k)], key=lambda r: WIDTHS[r["width"]])
                 for i, m in enumerate(("ode_error_teacher", "sw")):
                     axes[i, j].errorbar([WIDTHS[r["width"]] for r in pts], [r[f"{m}_mean"] for r in pts],
-                                        [r[f"{m}_se"] for r in pts], marker="o", capsize=2, label=f"k={k}")
+                                        [r[f"{m}_se"] for r in pts], marker="o", capsize=2,
+                                        label=f"k={k}" + (f", S={b}" if many_b else ""))
             for i, name in enumerate(("ODE error vs teacher", "sliced W2 to exact")):
                 axes[i, j].set_xscale("log", base=2); axes[i, j].set_yscale("log")
                 axes[i, j].set_title(f"analytic d={d}, N={N}, w={w:g}: {name}", fontsize=8); axes[i, j].set_xlabel("MLP width")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
-from .config import TrainConfig, RESUMABLE
+from .config import TrainConfig
 from .schedules import timestep_grid
 from .guidance import cfg_eps, null_class
 from .parameterization import ConsistencyModel
@@ -153,7 +153,7 @@ def _check_resumable(cfg, out):
     path = out / "config.json"
     if not (cfg.resume and path.exists() and latest_checkpoint(out)[0] is not None): return
     old = json.loads(path.read_text())
-    diff = {k: (old.get(k), v) for k, v in cfg.to_dict().items() if k not in RESUMABLE and old.get(k) != v}
+    diff = cfg.changes(old)
     if diff: raise ValueError(f"output_dir={str(out)!r} holds a run with other settings {diff} (old, new); "
                               f"choose another output_dir or pass resume=False to start it again")
 

@@ -25,7 +25,9 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
     for f in FILES: assert (figs / f).stat().st_size > 200, f
     md = (figs / "science.md").read_text()
     assert "## Verdict" in md
-    assert "-p scale smoke -y '{\"digits_axes\": {\"rank\": [4]}}'" in md     # the command that reproduces it
+    call = md.split("Written by `")[1].split("`")[0]                    # the command that reproduces it
+    assert call.startswith("papermill nbs/science.ipynb") and "-p scale smoke" in call and f"-p figures_dir {figs}" in call
+    assert call.endswith("""-y '{"digits_axes": {"rank": [4]}}'""")
     verdict_text = md.split("## Verdict")[1].split("##")[0]
     assert "comparisons (two values of k" in verdict_text and "standard errors" in verdict_text
     assert "digits" in verdict_text
@@ -113,7 +115,7 @@ def test_verdict_logic_on_synthetic_numbers():
     v = verdict(list(cmp.values()))
     assert "Of 4 comparisons" in v and "3 differ in ODE error by more than 2 standard errors" in v
     assert "significantly worse samples (sliced W2) in 1, significantly better samples in 1, and no resolved difference in 1" in v
-    assert "in 1 setting(s): d=2, N=10, w=3, width=paper" in v
+    assert "in 1 setting(s): d=2, N=10, w=3, width=paper" in v and "None" not in v   # rows without a budget
     # orientation: when k=1 has the lower ODE error, it is the one named, and its samples are judged
     rev = compare(_rows({"rev": {1: (0.5, 2.0), "all": (1.0, 1.0)}}))[0]
     assert rev["better_ode"] == 1 and rev["other"] == "all" and rev["outcome"] == "inconsistent"
