@@ -597,6 +597,9 @@ def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = Non
             if a in _LIST_AXES and (not isinstance(v, (list, tuple)) or not v):
                 raise ValueError(f"{name}[{a!r}]={v!r} is invalid: allowed a non-empty list")
             if a == "seeds": _check_seeds(f"{name}['seeds']", v)
+            if a == "train_steps" and not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0
+                                              for b in (v if isinstance(v, (list, tuple)) and v else [v])):
+                raise ValueError(f"{name}['train_steps']={v!r} is invalid: allowed an integer >= 0 or a non-empty list of them")
             if a == "overrides" and not isinstance(v, dict): raise ValueError(f"{name}['overrides']={v!r} is invalid: allowed a dict of TrainConfig fields")
         grid[part].update({a: list(v) if isinstance(v, tuple) else v for a, v in axes.items()})
     return grid
