@@ -100,12 +100,13 @@ def sample_quality(gmm: GaussianMixture, x, y, ref, exact=None, teacher=None, w:
 
 # %% ../nbs/15_science.ipynb #db13b649
 def _student_eval(student, gmm, refset, teacher_x, N, seed, w):
-    out = {}
+    "Metrics of the student's 1, 2, 4-step samples from the evaluation noise, and the samples themselves."
+    out, samples = {}, {}
     for s in SAMPLE_STEPS:
         if s > N: continue
         x = cm_sample(student, refset["noise"], gmm.alphas_cumprod, s, N, dict(y=refset["y"]), generator=_gen(seed, 2, s))
-        out[str(s)] = sample_quality(gmm, x, refset["y"], refset["ref"], refset["exact"], teacher_x, w)
-    return out
+        out[str(s)], samples[s] = sample_quality(gmm, x, refset["y"], refset["ref"], refset["exact"], teacher_x, w), x
+    return out, samples
 
 def _trajectory(student, teacher_eps, gmm, refset, N, n=16):
     "Teacher DDIM path from the first n eval noises and the student's prediction f(x_tn, tn) at each point of it."
@@ -166,7 +167,7 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
                 mlp.load_state_dict(init_state)
                 init = ConsistencyModel(mlp, ac).eval()
                 teacher_cache[N] = (tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
-                                             init=_student_eval(init, gmm, refset, tx, N, seed, w)), tref)
+                                             init=_student_eval(init, gmm, refset, tx, N, seed, w)[0]), tref)
             tx, extra, tref = teacher_cache[N]
             mlp.load_state_dict(init_state)
             student = ConsistencyModel(mlp, ac).train()
@@ -174,8 +175,8 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
             losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
             secs = time.time() - t1
             student.eval()
-            metrics = _student_eval(student, gmm, refset, tx, N, seed, w)
-            one = cm_sample(student, refset["noise"], ac, 1, N, dict(y=refset["y"]))
+            metrics, samples = _student_eval(student, gmm, refset, tx, N, seed, w)
+            one = samples[1]                                                  # 1 step: no noise is drawn
             metrics["1"]["sw_teacher"] = sliced_wasserstein(one, tref)   # to the teacher's own distribution
             tail = max(1, len(losses) // 10)
             res = dict(settings=s, metrics=metrics, teacher=extra["teacher"], init=extra["init"],
