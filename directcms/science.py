@@ -24,8 +24,9 @@ from .report import _plt
 __all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
            'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
            'distill', 'analytic_group', 'analytic_experiment', 'analytic_grid', 'run_analytic_sweep', 'digits_configs',
-           'digits_finished', 'run_digits_sweep', 'flatten', 'k_order', 'mean_se', 'compare', 'verdict', 'tally',
-           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
+           'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten', 'k_order', 'mean_se', 'compare', 'verdict',
+           'null_tail', 'chance_worse', 'chance_sentence', 'tally', 'summary', 'write_csv', 'markdown_table',
+           'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
 
 # %% ../nbs/15_science.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -285,6 +286,10 @@ def run_digits_sweep(configs, progress: bool = True) -> list[dict]:
 ANALYTIC_AXES = ("d", "N", "w", "width", "budget")     # budget = distillation steps
 DIGITS_AXES = ("N", "w", "rank", "budget")
 
+def degenerate(row: dict) -> bool:
+    "An analytic student narrower than the data (MLP width < d) cannot represent eps: its ODE error is the same for every k, so its comparisons say nothing."
+    return row.get("kind") == "analytic" and WIDTHS[row["width"]] < row["d"]
+
 def flatten(results: list[dict]) -> list[dict]:
     "One row per (run, sampling steps): axes + metrics, from analytic JSONs or digits metrics.json (Vouitsis et al. 2024)."
     rows = []
@@ -376,12 +381,35 @@ def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sl
             if c.get(a) is not None: tally[a][c[a]] = tally[a].get(c[a], 0) + 1
     share = "; ".join(f"{a}: " + ", ".join(f"{v:g}={m}" if isinstance(v, float) else f"{v}={m}" for v, m in sorted(t.items(), key=lambda kv: str(kv[0])))
                       for a, t in tally.items() if t)
-    from scipy.stats import t as student_t
-    expected = sum(student_t.sf(z, c["n_seeds"] - 1) for c in ode_sig if c["n_seeds"] > 1)   # one-sided t tail
     return (text + f"Lower {ode_name} came with significantly worse samples in {len(where)} setting(s): {lst}"
             + (" ..." if len(items) > max_list else "") + f". Inconsistent comparisons by axis: {share}. "
-            f"(If k had no effect on samples, about {expected:.1f} of these {len(ode_sig)} tests would come out worse "
-            f"by chance: the one-sided t tail beyond {z:g} SE with the seeds used.)")
+            + chance_sentence(comparisons, z))
+
+def null_tail(n_seeds: int, z: float = 2.0) -> float:
+    "One-sided t tail beyond z SE with n_seeds - 1 degrees of freedom: the chance that a null paired difference reads as 'worse'."
+    from scipy.stats import t as student_t
+    return float(student_t.sf(z, n_seeds - 1))
+
+def chance_worse(comparisons: list[dict], z: float = 2.0) -> float:
+    "Expected number of false 'worse' outcomes among ODE-resolved comparisons, estimated from the unresolved ones (each stands for 1/(1-2p) null comparisons)."
+    tot = 0.0
+    for c in comparisons:
+        if c["outcome"] == "unresolved samples" and c["n_seeds"] > 1:
+            p = null_tail(c["n_seeds"], z)
+            tot += p / (1 - 2 * p)
+    return tot
+
+def chance_sentence(comparisons: list[dict], z: float = 2.0) -> str:
+    "The verdict's chance level: observed 'worse' outcomes against those expected from the comparisons that can be null."
+    ode_sig = [c for c in comparisons if c["outcome"] != "unresolved ODE"]
+    worse, unres = sum(c["outcome"] == "inconsistent" for c in ode_sig), sum(c["outcome"] == "unresolved samples" for c in ode_sig)
+    exp = chance_worse(ode_sig, z)
+    ratio = "" if exp <= 0 else f" ({worse / exp:.1f}x)"
+    return (f"Chance level: only comparisons whose samples do not really differ can come out 'worse' by chance. Estimated "
+            f"from the {unres} unresolved ones (each stands for 1/(1-2p) such comparisons, p = the one-sided t tail beyond "
+            f"{z:g} SE with the seeds used), about {exp:.1f} false 'worse' are expected; observed {worse}{ratio}. "
+            f"Comparisons share runs (every pair of k in a setting, and 1-, 2- and 4-step samples of the same students), "
+            f"so this count varies more than a binomial would.")
 
 def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6) -> dict:
     "Counts of compare() outcomes (ODE difference resolved; then samples worse / better / unresolved) and where samples were worse (Vouitsis et al. 2024's claim)."
@@ -394,7 +422,7 @@ def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6) -> dic
                 worse=sum(c["outcome"] == "inconsistent" for c in ode_sig),
                 better=sum(c["outcome"] == "consistent" for c in ode_sig),
                 unresolved=sum(c["outcome"] == "unresolved samples" for c in ode_sig),
-                max_seeds=max((c["n_seeds"] for c in comparisons), default=0),
+                chance=chance_worse(ode_sig), max_seeds=max((c["n_seeds"] for c in comparisons), default=0),
                 where="; ".join(f"{k} ({v})" for k, v in items[:max_list]) + (" ..." if len(items) > max_list else ""))
 
 # %% ../nbs/15_science.ipynb #86db0ed2

@@ -30,7 +30,9 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
     assert call.endswith("""-y '{"digits_axes": {"rank": [4]}}'""")
     verdict_text = md.split("## Verdict")[1].split("##")[0]
     assert "comparisons (two values of k" in verdict_text and "standard errors" in verdict_text
-    assert "digits" in verdict_text
+    assert "digits" in verdict_text.lower()
+    assert "Headline: 1-step samples" in verdict_text and "2- and 4-step samples, apart" in verdict_text
+    assert "expected by chance" in verdict_text
     smoke = sci.SCALES["smoke"]
     n_analytic = len(analytic_grid(**smoke["analytic"]))
     assert len(list((runs / "science" / "analytic").glob("*.json"))) == n_analytic
@@ -134,3 +136,34 @@ def test_verdict_needs_seeds_and_reports_consistency():
     assert verdict([]).startswith("No comparisons")
     # identical numbers over seeds (SE 0) still count when the difference is not 0
     assert compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, noise=0.0))[0]["outcome"] == "inconsistent"
+
+
+def test_chance_level_counts_only_comparisons_that_can_be_null():
+    "Known answer: each unresolved comparison stands for 1/(1-2p) null ones, p the one-sided t tail with its seeds."
+    from scipy.stats import t as student_t
+    from directcms.science import chance_worse, chance_sentence, null_tail, tally
+    p5, p3 = student_t.sf(2.0, 4), student_t.sf(2.0, 2)
+    assert null_tail(5) == pytest.approx(p5) and null_tail(3) == pytest.approx(p3)
+    mk = lambda outcome, n, i: dict(d=2, N=10, w=1.0, width=str(i), budget=1, steps=1, better_ode="all", other=1,
+                                    n_seeds=n, d_ode=-1, se_ode=0.1, d_quality=0, se_quality=1, outcome=outcome)
+    cs = ([mk("unresolved samples", 5, i) for i in range(10)] + [mk("unresolved samples", 3, 10 + i) for i in range(3)]
+          + [mk("consistent", 5, 20 + i) for i in range(100)] + [mk("inconsistent", 5, 200 + i) for i in range(7)]
+          + [mk("unresolved ODE", 5, 300 + i) for i in range(50)])      # unresolved ODE: not a test of samples at all
+    expected = 10 * p5 / (1 - 2 * p5) + 3 * p3 / (1 - 2 * p3)
+    assert chance_worse(cs) == pytest.approx(expected)
+    t = tally(cs)
+    assert (t["ode_resolved"], t["worse"], t["better"], t["unresolved"]) == (120, 7, 100, 13)
+    assert t["chance"] == pytest.approx(expected)
+    # the old benchmark (p times every resolved comparison) would have said about 7: far above the right one
+    assert 120 * p5 > 6 and expected < 1
+    s = chance_sentence(cs)
+    assert f"about {expected:.1f} false 'worse' are expected; observed 7 ({7 / expected:.1f}x)" in s
+    assert "Chance level" in verdict(cs)
+
+
+def test_degenerate_settings_are_students_narrower_than_the_data():
+    from directcms.science import degenerate
+    assert degenerate(dict(kind="analytic", d=64, width="small"))           # 32 < 64
+    assert not degenerate(dict(kind="analytic", d=64, width="large"))       # 256 >= 64
+    assert not degenerate(dict(kind="analytic", d=16, width="small"))
+    assert not degenerate(dict(kind="digits", rank=4))
