@@ -110,3 +110,26 @@ def test_resume_with_workers_equals_uninterrupted(tiny_sdxl, tmp_path):
     w = _trainable(r["student"])
     assert w.keys() == full.keys() and all(torch.equal(w[k], full[k]) for k in w)
     assert [row["loss"] for row in _log(part.output_dir)] == [row["loss"] for row in _log(tmp_path / "full")]
+
+def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
+    "Two processes: batch_size 4 is 2 images per process, clipped, decoded by a worker each; 3 fails before loading."
+    import os, subprocess, sys
+    root = Path(__file__).resolve().parents[1]
+    cfg = _cfg(tiny_sdxl, tmp_path / "ddp", batch_size=4, num_workers=1, checkpoint_every=1)
+    args = [f"{k}={v!r}" if isinstance(v, (list, dict)) else f"{k}={v}" for k, v in cfg.to_dict().items()
+            if k in ("preset", "loss", "teacher", "data", "resolution", "batch_size", "max_steps", "num_intervals", "num_eval",
+                     "eval_batch_size", "lora_rank", "mixed_precision", "checkpoint_every", "num_workers", "assets_dir",
+                     "output_dir")]
+    # torchrun, not `accelerate launch --cpu` (which starts a single process): two gloo processes
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+              str(root / "scripts" / "train.py"), "eval_steps=[1]", "vae="]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([*launch, *args], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = _log(cfg.output_dir)
+    assert [row["step"] for row in rows] == [1, 2]
+    assert all(row["teacher_evals"] == 4 and math.isfinite(row["grad_norm"]) for row in rows)   # cm: one per image, both processes
+    bad = subprocess.run([*launch, *[a.replace("batch_size=4", "batch_size=3").replace("/ddp", "/odd") for a in args]], capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert bad.returncode != 0 and "batch_size=3 is invalid: allowed a multiple of the 2 processes" in bad.stderr, bad.stderr[-3000:]
+    assert not (tmp_path / "odd" / "config.json").exists()
