@@ -18,12 +18,13 @@ PRESETS = {
     "digits": dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
                    lora_rank=0, mixed_precision="no", ema_decay=0.95, checkpoint_every=50, eval_every=50,
                    num_eval=500, size=8, teacher_steps=1500),
-    # The paper: SDXL + LoRA 64, DDIM N = 100, w = 9, AdamW lr 1e-4 wd 1e-2, batch 16, 250 steps, fp16, 1024 px.
+    # The paper: SDXL + LoRA 64, DDIM N = 100, w = 9, AdamW lr 1e-4 wd 1e-2, global batch 16 (split across GPUs),
+    # gradient norm clipped to 1, 250 steps, fp16, 1024 px.
     "sdxl-paper": dict(num_intervals=100, guidance_scale=9.0, lr=1e-4, weight_decay=1e-2, batch_size=16, max_steps=250,
                        lora_rank=64, mixed_precision="fp16", ema_decay=0.95, checkpoint_every=50, eval_every=0,
                        num_eval=500, resolution=1024, gradient_checkpointing=True,
                        teacher="stabilityai/stable-diffusion-xl-base-1.0", vae="madebyollin/sdxl-vae-fp16-fix",
-                       eval_batch_size=16),
+                       eval_batch_size=16, max_grad_norm=1.0, num_workers=4),
 }
 LOSSES = {"cm": 1, "direct": "all"}     # loss name -> teacher steps in the target
 TARGETS = ("online", "ema")
@@ -45,7 +46,8 @@ class TrainConfig:
     lora_rank: int = None            # 0 = full fine-tune; > 0 = LoRA of that rank (peft)
     lr: float = None                 # AdamW learning rate
     weight_decay: float = None       # AdamW weight decay
-    batch_size: int = None           # per process
+    max_grad_norm: float = None      # clip the gradients' global L2 norm to this before each step; None or 0 = off
+    batch_size: int = None           # global batch of a step, split evenly across processes (a multiple of their number)
     max_steps: int = None            # optimiser steps
     seed: int = 0                    # seeds data order, noise and evaluation sampling
     mixed_precision: str = None      # no | fp16 | bf16 (accelerate)
@@ -64,6 +66,7 @@ class TrainConfig:
     resolution: int = None           # sdxl: training and sampling resolution in pixels
     gradient_checkpointing: bool = None  # sdxl: trade compute for memory in the UNet
     eval_batch_size: int = None      # sdxl: batch size of evaluation sampling and decoding
+    num_workers: int = None          # sdxl: DataLoader processes that decode training images; 0 = the training process
     metrics_weights: dict = field(default_factory=dict)  # sdxl: local paths / ids for metric networks
 
     @classmethod
@@ -93,10 +96,10 @@ class TrainConfig:
             import torch
             if not torch.cuda.is_available(): bad("mixed_precision", "'no' or 'bf16' without a GPU ('fp16' needs CUDA)")
         ints = dict(num_intervals=1, lora_rank=0, batch_size=1, max_steps=0, checkpoint_every=1, eval_every=0,
-                    num_eval=2, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1)
+                    num_eval=2, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1, num_workers=0)
         for k, lo in ints.items():
             v = getattr(self, k)
-            if v is None and k in ("size", "teacher_steps", "resolution", "eval_batch_size"): continue  # other preset's
+            if v is None and k in ("size", "teacher_steps", "resolution", "eval_batch_size", "num_workers"): continue  # other preset's
             if isinstance(v, bool) or not isinstance(v, int) or v < lo: bad(k, f"an integer >= {lo}")
         if 1000 % self.num_intervals: bad("num_intervals", "a divisor of the 1000 train timesteps (10, 20, 50, 100, ...)")
         if self.size is not None and self.size % 8: bad("size", "a multiple of 8 (8, 16, 32, ...)")
@@ -108,6 +111,9 @@ class TrainConfig:
         for k in ("lr", "huber_c"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0: bad(k, "a number > 0")
+        g = self.max_grad_norm
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not g >= 0):
+            bad("max_grad_norm", "None or 0 (no clipping), or a number > 0")
         for k in ("guidance_scale", "weight_decay"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0: bad(k, "a number >= 0")
@@ -165,4 +171,4 @@ def _same_place(a, b) -> bool:
     return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
 
 RESUMABLE = ("resume", "max_steps", "checkpoint_every", "eval_every", "output_dir", "eval_steps", "num_eval",
-             "eval_batch_size", "metrics_weights")
+             "eval_batch_size", "metrics_weights", "num_workers")

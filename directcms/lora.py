@@ -6,23 +6,32 @@
 from __future__ import annotations
 import copy
 from contextlib import contextmanager
+import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'add_lora', 'lora_layers', 'adapters_disabled', 'merged_copy']
+__all__ = ['LORA_TARGETS', 'add_lora', 'cast_trainable', 'lora_layers', 'adapters_disabled', 'merged_copy']
 
 # %% ../nbs/09_lora.ipynb #3114567e
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
                 "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj")
 
-def add_lora(model: nn.Module, rank: int, alpha: float | None = None, targets=LORA_TARGETS) -> nn.Module:
-    "Freeze the model and inject LoRA adapters (Hu et al. 2022) of rank r into the targets that it has (peft)."
+def add_lora(model: nn.Module, rank: int, alpha: float | None = None, targets=LORA_TARGETS,
+             dtype=torch.float32) -> nn.Module:
+    "Freeze the model and inject LoRA adapters (Hu et al. 2022) of rank r into the targets that it has (peft), kept in dtype."
     from peft import LoraConfig, inject_adapter_in_model
     names = [n for n, _ in model.named_modules()]
     present = [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
     if not present: raise ValueError(f"the model has none of the LoRA target modules {list(targets)}")
     model.requires_grad_(False)
-    return inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=present), model)
+    model = inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=present), model)
+    return cast_trainable(model, dtype)      # peft gives adapters the base layer's dtype: fp16 / bf16 under half precision
+
+def cast_trainable(model: nn.Module, dtype=torch.float32) -> nn.Module:
+    "Cast the parameters that require grad to dtype (fp32 master weights), leaving the frozen ones as they are."
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != dtype: p.data = p.data.to(dtype)
+    return model
 
 def lora_layers(model: nn.Module) -> list:
     "The peft LoRA layers inside a model."

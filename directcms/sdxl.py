@@ -17,7 +17,7 @@ from .sampling import teacher_sample
 
 # %% auto #0
 __all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'SDXLComponents', 'load_sdxl', 'encode_prompts', 'sdxl_time_ids', 'SDXLEps',
-           'sdxl_uncond', 'ImageCaptionFolder', 'SDXLPreset']
+           'sdxl_uncond', 'ImageCaptionFolder', 'SDXLPreset', 'IndexedDataset', 'collate_images', 'image_loader']
 
 # %% ../nbs/14_sdxl.ipynb #0fbcb290
 SDXL_TEACHER = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -171,12 +171,15 @@ class SDXLPreset:
             out.append(vae.decode(z.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample.float().clamp(-1, 1).cpu())
         return torch.cat(out)
 
-    def batch(self, g, n):
-        "n training latents and their conditioning, drawn with the generator g."
-        items = [self.data[int(i)] for i in torch.randint(0, len(self.data), (n,), generator=g)]
-        x0 = self.encode_images(torch.stack([it["pixels"] for it in items]), g)
-        return x0, self.cond([it["text"] for it in items], [it["original_size"] for it in items],
-                             [it["crop_top_left"] for it in items])
+    def batch(self, g, n, loaded=None):
+        "n training latents and their conditioning, drawn with the generator g; loaded: these images from train_loader."
+        from directcms.training import step_indices
+        idx = step_indices(len(self.data), n, g)
+        if loaded is None: loaded = collate_images([(int(i), self.data[int(i)]) for i in idx])
+        elif not torch.equal(loaded["indices"], idx):
+            raise RuntimeError(f"train_loader gave images {loaded['indices'].tolist()} for a step that draws {idx.tolist()}")
+        x0 = self.encode_images(loaded["pixels"], g)
+        return x0, self.cond(loaded["text"], loaded["original_size"], loaded["crop_top_left"])
 
     def eval_cond(self):
         if self._eval_cond is None:
@@ -219,3 +222,30 @@ class SDXLPreset:
         from diffusers import StableDiffusionXLPipeline
         sd = get_peft_model_state_dict(unet)     # peft key format, which diffusers' load_lora_weights reads as is
         StableDiffusionXLPipeline.save_lora_weights(str(out_dir), unet_lora_layers={k: v.detach().cpu().contiguous() for k, v in sd.items()})
+
+# %% ../nbs/14_sdxl.ipynb #4f8a0c62
+class IndexedDataset(torch.utils.data.Dataset):
+    "A dataset whose items are (index, item)."
+    def __init__(self, data): self.data = data
+    def __len__(self): return len(self.data)
+    def __getitem__(self, i): return i, self.data[i]
+
+def collate_images(pairs) -> dict:
+    "(index, ImageCaptionFolder item) pairs as one batch: indices, stacked pixels, and lists of the rest."
+    idx, items = zip(*pairs)
+    return dict(indices=torch.tensor(idx), pixels=torch.stack([it["pixels"] for it in items]),
+                text=[it["text"] for it in items], original_size=[it["original_size"] for it in items],
+                crop_top_left=[it["crop_top_left"] for it in items])
+
+def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0):
+    "A DataLoader of the n images of each step start..end-1 of process rank, decoded by num_workers processes."
+    from directcms.training import StepBatchSampler
+    return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=StepBatchSampler(len(data), n, seed, rank, start, end),
+                                       collate_fn=collate_images, num_workers=num_workers,
+                                       generator=torch.Generator())        # leaves the global random state alone
+
+def _train_loader(self, start: int, end: int, rank: int, n: int):
+    "The training images of steps start..end-1 (SDXLPreset.train_loader), decoded in cfg.num_workers processes."
+    return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0)
+
+SDXLPreset.train_loader = _train_loader

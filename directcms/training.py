@@ -22,8 +22,8 @@ from .evaluation import (load_digit_classifier, sample_metrics, save_sample_grid
                                   frechet_distance, ClassifierFeatures, atomic_write)
 
 # %% auto #0
-__all__ = ['DigitsPreset', 'preset_class', 'build_student', 'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate',
-           'batched', 'run']
+__all__ = ['DigitsPreset', 'preset_class', 'build_student', 'split_batch', 'step_indices', 'StepBatchSampler',
+           'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate', 'batched', 'run']
 
 # %% ../nbs/10_training.ipynb #efcfc783
 class DigitsPreset:
@@ -106,7 +106,8 @@ def preset_class(name: str):
 # %% ../nbs/10_training.ipynb #e1303e18
 def build_student(preset, cfg):
     "(student ConsistencyModel, teacher eps_fn with CFG) for a preset; the student starts from the teacher."
-    net = add_lora(preset.teacher_net, cfg.lora_rank) if cfg.lora_rank else copy.deepcopy(preset.teacher_net).requires_grad_(True)
+    # trainable weights in fp32 (LoRA: the adapters; full fine-tune: the student's copy), the frozen teacher as loaded
+    net = add_lora(preset.teacher_net, cfg.lora_rank) if cfg.lora_rank else copy.deepcopy(preset.teacher_net).float().requires_grad_(True)
     student = ConsistencyModel(preset.eps_model(net), preset.alphas_cumprod.float()).train()
     base = preset.eps_model(preset.teacher_net)
     if cfg.lora_rank:
@@ -118,6 +119,26 @@ def build_student(preset, cfg):
 def _step_generator(seed, step, rank):
     "A generator that depends only on (seed, step, process): what makes a resumed run equal an uninterrupted one."
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
+
+def split_batch(batch_size: int, num_processes: int) -> int:
+    "Each process's share of the global batch_size (the paper's split_batches=True)."
+    if batch_size % num_processes:
+        raise ValueError(f"batch_size={batch_size} is invalid: allowed a multiple of the {num_processes} processes "
+                         f"(batch_size is the global batch, split evenly across them)")
+    return batch_size // num_processes
+
+def step_indices(num_items: int, n: int, g: torch.Generator) -> torch.Tensor:
+    "The n dataset indices of a step: the first draw from its generator."
+    return torch.randint(0, num_items, (n,), generator=g)
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    "For step = start, ..., end - 1 the indices step_indices draws from (seed, step, rank): a DataLoader that resumes exactly."
+    def __init__(self, num_items: int, n: int, seed: int, rank: int, start: int, end: int):
+        self.num_items, self.n, self.seed, self.rank, self.start, self.end = num_items, n, seed, rank, start, end
+    def __len__(self): return max(0, self.end - self.start)
+    def __iter__(self):
+        for step in range(self.start, self.end):
+            yield step_indices(self.num_items, self.n, _step_generator(self.seed, step, self.rank)).tolist()
 
 # %% ../nbs/10_training.ipynb #3fba81ff
 def latest_checkpoint(output_dir) -> tuple[Path | None, int]:
@@ -169,6 +190,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             if q.is_dir(): shutil.rmtree(q)
             elif q.exists(): q.unlink()
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
+    n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
     if acc.is_main_process: cfg.save()
     with acc.main_process_first():             # the main process makes missing assets, the others then load them
         preset = preset or preset_class(cfg.preset)(cfg, progress=progress and acc.is_main_process)
@@ -176,7 +198,8 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     student, teacher_eps = build_student(preset, cfg)
     ema = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.target == "ema" else None)
-    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in student.parameters() if p.requires_grad]      # fp32 (build_student)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     student, opt = acc.prepare(student, opt)
     preset.to(acc.device)
     if ema is not None: ema.to(acc.device); acc.register_for_checkpointing(ema)
@@ -194,24 +217,29 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     end = cfg.max_steps if stop_after is None else min(cfg.max_steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.max_steps, unit="step", desc=f"{cfg.loss}",
                disable=not (progress and acc.is_main_process), mininterval=1)
+    # a preset may decode its data in DataLoader workers: the items of steps start..end-1, drawn as batch(g, n) would
+    loader = preset.train_loader(start, end, acc.process_index, n) if hasattr(preset, "train_loader") else None
+    batches = iter(loader) if loader is not None else None
     step = done = start                         # done: optimiser steps already applied to the weights
     try:
         for step in bar:
             t0 = time.perf_counter()
             g = _step_generator(cfg.seed, step, acc.process_index)
-            x0, cond = preset.batch(g, cfg.batch_size)
+            x0, cond = preset.batch(g, n) if batches is None else preset.batch(g, n, next(batches))
             x0, cond = x0.to(acc.device), {k: v.to(acc.device) for k, v in cond.items()}
             with acc.autocast():
                 loss, diag = consistency_distillation_loss(
                     student, target_net, teacher_eps, x0, grid, ac, cond, target_steps=cfg.target_steps_resolved,
                     solver=cfg.solver, metric=cfg.loss_metric, huber_c=cfg.huber_c, generator=g)
             acc.backward(loss)
+            if cfg.max_grad_norm: grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)   # unscales first (fp16)
             opt.step(); opt.zero_grad(set_to_none=True)
             if ema is not None: ema.update_parameters(acc.unwrap_model(student))
             done = step + 1
             row = dict(step=step + 1, loss=acc.gather(loss.detach()[None]).mean().item(),
-                       teacher_evals=diag["teacher_evals"], mean_start_index=diag["mean_start_index"],
+                       teacher_evals=_global_sum(acc, diag["teacher_evals"]), mean_start_index=diag["mean_start_index"],
                        sec=round(time.perf_counter() - t0, 4))
+            if cfg.max_grad_norm: row["grad_norm"] = float(grad_norm)        # before clipping
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and acc.is_main_process:
                 row["eval"] = evaluate(cfg, preset, acc.unwrap_model(student), teacher_eps, acc)[0]
             if acc.is_main_process:
@@ -223,10 +251,14 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     except KeyboardInterrupt:
         save_checkpoint(acc, out, done, export); print(f"interrupted: saved the checkpoint of step {done}"); raise
     finally:
-        bar.close()
+        bar.close(); batches = None                # the loader's workers end with their iterator
         if writer: writer.close()
     if latest_checkpoint(out)[1] != step: save_checkpoint(acc, out, step, export)
     return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step)
+
+def _global_sum(acc, v):
+    "v summed over processes (the global batch's teacher evaluations)."
+    return v if acc.num_processes == 1 else type(v)(acc.gather(torch.tensor([v], device=acc.device)).sum().item())
 
 def _tensorboard(out):
     try: from torch.utils.tensorboard import SummaryWriter
