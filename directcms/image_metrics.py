@@ -372,6 +372,7 @@ def image_metrics(reference, samples, prompts=None, *, metrics=IMAGE_METRICS, mo
     if models is None: models = load_image_metrics(metrics, **paths)
     if "clip_score" in metrics and "clip_score" in models and prompts is None:
         warnings.warn("clip_score skipped: no prompts given", MetricSkipped, stacklevel=2)
+        models = {k: v for k, v in models.items() if k != "clip_score"}
     sm = StreamingImageMetrics(models, metrics, device=samples.device)
     for i in range(0, len(samples), batch_size):
         sm.update(samples[i:i + batch_size], prompts=None if prompts is None else prompts[i:i + batch_size])

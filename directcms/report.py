@@ -44,6 +44,12 @@ def _stats(values):
 def table1(runs: list[dict], steps=(1, 2, 4)) -> list[dict]:
     "Rows teacher / CM / Direct CM x steps, each metric's mean and std over seeds (Vouitsis et al. 2024, Table 1)."
     rows, cols = [], columns_of(runs)
+    if cols is IMAGE_COLUMNS and runs:          # image presets: the teacher's N-step reference first (CLIP, aesthetic)
+        N = runs[0]["config"]["num_intervals"]
+        blocks = list({r["config"]["seed"]: r["teacher"][str(N)] for r in runs if str(N) in r.get("teacher", {})}.values())
+        row = dict(method=f"Teacher (N = {N} steps, reference)", steps=N, n_seeds=len(blocks))
+        for c in cols: row[f"{c}_mean"], row[f"{c}_std"], _ = _stats([b.get(c) for b in blocks])
+        rows.append(row)
     for method in METHODS:
         for k in steps:
             if method == "teacher":        # the same teacher and noise in every run: one row per seed
@@ -74,15 +80,20 @@ def _compare(rows, k, col):
     a, b = get("direct"), get("cm")
     d = a[f"{col}_mean"] - b[f"{col}_mean"]
     se = math.sqrt(a[f"{col}_std"] ** 2 / max(a["n_seeds"], 1) + b[f"{col}_std"] ** 2 / max(b["n_seeds"], 1))
-    sign = 0 if (a["n_seeds"] < 2 or b["n_seeds"] < 2 or abs(d) <= 2 * se) else (1 if d > 0 else -1)
+    sign = 0 if (a["n_seeds"] < 2 or b["n_seeds"] < 2 or not abs(d) > 2 * se) else (1 if d > 0 else -1)   # NaN: 0
     return d, se, sign
+
+def _fd_column(rows) -> str:
+    "The FD against the teacher that the verdict reads: digits' fd_teacher, else FID, else FD-DINOv2 (FID skipped)."
+    if "fd_teacher_mean" in rows[0]: return "fd_teacher"
+    return "fid" if any(math.isfinite(r["fid_mean"]) for r in rows if r["method"] == METHODS["cm"]) else "fd_dinov2"
 
 def verdict(rows, steps=(1, 2, 4)) -> str:
     "One sentence per the paper's claim, computed from table1 rows: lower ODE error and worse FD for Direct CM?"
     parts, holds = [], []
     for k in steps:
         d_ode, se_ode, s_ode = _compare(rows, k, "ode_error")
-        d_fd, se_fd, s_fd = _compare(rows, k, "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid")
+        d_fd, se_fd, s_fd = _compare(rows, k, _fd_column(rows))
         word = {-1: "lower than", 1: "higher than", 0: "not resolved from"}
         parts.append(f"at {k} step{'s' * (k > 1)} Direct CM's ODE error is {word[s_ode]} CM's "
                      f"({d_ode:+.3g} ± {se_ode:.2g}) and its FD vs teacher is {word[s_fd]} CM's ({d_fd:+.3g} ± {se_fd:.2g})")
