@@ -281,10 +281,14 @@ class StreamingImageMetrics:
         return self
 
     def _features(self, m, x):
-        "Frechet features: FID's Inception takes uint8 images, DINOv2 floats in [-1, 1]."
+        "Frechet features: FID's Inception gets uint8 images resized as dgm-eval does, DINOv2 floats in [-1, 1]."
         net = self.models[m].inception
-        out = net(_as_uint8(x).to(self.device)) if m == "fid" else net(_as_float(x).to(self.device))
-        return out.reshape(len(x), -1).double()
+        if m != "fid": return net(_as_float(x).to(self.device)).reshape(len(x), -1).double()
+        x = _as_uint8(x).to(self.device)
+        if tuple(x.shape[-2:]) != (299, 299):       # dgm-eval: bilinear to 299 px, no antialiasing, before the network
+            x = F.interpolate(x.float() / 255, size=(299, 299), mode="bilinear", align_corners=False)
+            x = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        return net(x).reshape(len(x), -1).double()
 
     def _add_features(self, key, f):
         self.state[f"{key}.n"] += len(f); self.state[f"{key}.sum"] += f.sum(0); self.state[f"{key}.outer"] += f.T @ f

@@ -164,6 +164,19 @@ def test_streaming_equals_one_shot_and_shards_add_up(dino, clip_dir, aesthetic_f
     assert sm.nbytes() == size and int(sm.state["clip_score.n"]) == 40    # memory independent of the images seen
 
 
+def test_streaming_fid_input_as_dgm_eval():
+    "FID's network gets uint8 images resized to 299 px (dgm-eval's bilinear resize), the Frechet distance of its features."
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    seen = []
+    class FakeInception(torch.nn.Module):
+        num_features = 3
+        def forward(self, x): seen.append((x.dtype, tuple(x.shape[-2:]))); return x.float().mean((2, 3))
+    sm = StreamingImageMetrics({"fid": FrechetInceptionDistance(feature=FakeInception())}, ("fid",))
+    ref, x = images(6, size=40, seed=8), images(6, size=40, seed=9) * 0.3
+    r = sm.update(x, ref).compute()
+    assert set(seen) == {(torch.uint8, (299, 299))} and r["fid"] > 0
+
+
 def test_frechet_from_sums():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(50, 4, generator=g).double(), (torch.randn(60, 4, generator=g) * 2 + 1).double()
