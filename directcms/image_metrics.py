@@ -16,10 +16,10 @@ __all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAG
            'MissingWeights', 'MetricSkipped', 'pretrained_source', 'inception_weights', 'make_fid_inception',
            'fid_inception', 'DinoV2Features', 'fd_dinov2', 'CLIPFeatures', 'load_clip', 'clip_score',
            'AestheticPredictor', 'load_aesthetic_predictor', 'clip_image_embeddings', 'aesthetic_score',
-           'load_image_metrics', 'image_metrics']
+           'frechet_from_sums', 'clip_text_embeddings', 'StreamingImageMetrics', 'load_image_metrics', 'image_metrics']
 
 # %% ../nbs/12_image_metrics.ipynb #71fc52e3
-DINOV2_MODEL = "facebook/dinov2-base"
+DINOV2_MODEL = "facebook/dinov2-large"   # ViT-L/14, dgm-eval's default (the paper's FD-DINOv2)
 CLIP_MODEL = "openai/clip-vit-large-patch14"
 INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth")
@@ -166,6 +166,15 @@ def load_clip(model=CLIP_MODEL, what: str = "CLIP score", arg: str = "clip_model
 
 def _uint8(x): return ((_rgb(x) + 1) * 127.5).round().to(torch.uint8)
 
+def _as_uint8(x):
+    "uint8 images (3 channels) as they are; float images in [-1, 1] rounded to uint8, as diffusers' postprocess does."
+    if x.dtype != torch.uint8: return _uint8(x)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+def _as_float(x):
+    "Float images in [-1, 1] (3 channels) from uint8 images (0..255) or float ones."
+    return _rgb(x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x)
+
 @torch.no_grad()
 def clip_score(images, prompts, model=CLIP_MODEL, batch_size: int = 32) -> float:
     "Mean CLIP score max(100 cos(E_image, E_prompt), 0) (Hessel et al. 2021) via torchmetrics; model: id, dir or load_clip()."
@@ -204,11 +213,11 @@ def load_aesthetic_predictor(path) -> AestheticPredictor:
 
 @torch.no_grad()
 def clip_image_embeddings(images, clip, processor, batch_size: int = 32):
-    "Projected CLIP image embeddings (N, projection_dim) of [-1, 1] images, preprocessed by the CLIP processor."
+    "Projected CLIP image embeddings (N, projection_dim) of [-1, 1] or uint8 images, preprocessed by the CLIP processor."
     out = []
     dev = next(clip.parameters()).device
     for x in images.split(batch_size):
-        pix = processor(images=list(_uint8(x).cpu()), return_tensors="pt")["pixel_values"]
+        pix = processor(images=list(_as_uint8(x).cpu()), return_tensors="pt")["pixel_values"]
         out.append(clip.get_image_features(pix.to(dev, next(clip.parameters()).dtype)).float())
     return torch.cat(out)
 
@@ -227,6 +236,106 @@ def _check_aesthetic(clip, pred):
     if dim != pred.input_size:
         raise ValueError(f"aesthetic score: CLIP embeddings have {dim} dims but the predictor expects {pred.input_size}; "
                          "the LAION predictor needs CLIP ViT-L/14 (openai/clip-vit-large-patch14)")
+
+# %% ../nbs/12_image_metrics.ipynb #a51c0e02
+def frechet_from_sums(n1, s1, ss1, n2, s2, ss2) -> float:
+    "Frechet distance of two Gaussians given by counts, feature sums and sums of outer products (Heusel et al. 2017)."
+    if min(float(n1), float(n2)) < 2: return math.nan
+    def gauss(n, s, ss):
+        mu = s / n
+        return mu, (ss - n * torch.outer(mu, mu)) / (n - 1)
+    (mu1, c1), (mu2, c2) = gauss(n1.double(), s1.double(), ss1.double()), gauss(n2.double(), s2.double(), ss2.double())
+    covmean = torch.linalg.eigvals(c1 @ c2).sqrt().real.sum()      # tr sqrt(C1 C2), as torchmetrics computes it
+    return float((mu1 - mu2).square().sum() + c1.trace() + c2.trace() - 2 * covmean)
+
+@torch.no_grad()
+def clip_text_embeddings(prompts, clip, processor):
+    "Projected CLIP text embeddings of prompts, truncated to the text model's context (77 tokens for OpenAI CLIP)."
+    n = clip.config.text_config.max_position_embeddings
+    tx = processor(text=list(prompts), return_tensors="pt", padding=True, truncation=True, max_length=n)
+    dev = next(clip.parameters()).device
+    return clip.get_text_features(tx["input_ids"].to(dev), tx["attention_mask"].to(dev)).float()
+
+class StreamingImageMetrics:
+    "Table 1's image metrics from running sums: memory independent of the number of images, summed across processes."
+    def __init__(self, models: dict, metrics=IMAGE_METRICS, device=None):
+        self.metrics, self.models = tuple(metrics), {m: v for m, v in models.items() if m in metrics}
+        self.device = torch.device(device or "cpu")
+        for m in ("fid", "fd_dinov2"):
+            if m in self.models: self.models[m] = self.models[m].to(self.device)
+        for m in ("clip_score", "aesthetic_score"):
+            if m in self.models: self.models[m] = (self.models[m][0].to(self.device), *self.models[m][1:])
+        if "aesthetic_score" in self.models: self.models["aesthetic_score"][-1].to(self.device)
+        self.reset()
+
+    def reset(self):
+        "Zero every running sum (the same keys and shapes on every process, so that they can be summed)."
+        z = lambda *s: torch.zeros(s, dtype=torch.float64, device=self.device)
+        self.state = {}
+        for m in ("fid", "fd_dinov2"):
+            if m in self.models:
+                d = self.models[m].real_features_sum.shape[0]
+                for side in ("ref", "gen"): self.state.update({f"{m}.{side}.n": z(), f"{m}.{side}.sum": z(d), f"{m}.{side}.outer": z(d, d)})
+        for m in ("clip_score", "aesthetic_score"):
+            if m in self.models: self.state.update({f"{m}.n": z(), f"{m}.sum": z()})
+        return self
+
+    def _features(self, m, x):
+        "Frechet features: FID's Inception gets uint8 images resized as dgm-eval does, DINOv2 floats in [-1, 1]."
+        net = self.models[m].inception
+        if m != "fid": return net(_as_float(x).to(self.device)).reshape(len(x), -1).double()
+        x = _as_uint8(x).to(self.device)
+        if tuple(x.shape[-2:]) != (299, 299):       # dgm-eval: bilinear to 299 px, no antialiasing, before the network
+            x = F.interpolate(x.float() / 255, size=(299, 299), mode="bilinear", align_corners=False)
+            x = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        return net(x).reshape(len(x), -1).double()
+
+    def _add_features(self, key, f):
+        self.state[f"{key}.n"] += len(f); self.state[f"{key}.sum"] += f.sum(0); self.state[f"{key}.outer"] += f.T @ f
+
+    @torch.no_grad()
+    def update(self, images=None, reference=None, prompts=None):
+        "Add a batch: images (uint8 0..255 or float in [-1, 1]), and/or reference images (Frechet metrics), prompts (CLIP)."
+        if reference is not None:
+            for m in ("fid", "fd_dinov2"):
+                if m in self.models: self._add_features(f"{m}.ref", self._features(m, reference))
+        if images is None: return self
+        if prompts is not None and len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        for m in ("fid", "fd_dinov2"):
+            if m in self.models: self._add_features(f"{m}.gen", self._features(m, images))
+        emb = {}
+        def image_emb(clip, processor):
+            if id(clip) not in emb: emb[id(clip)] = clip_image_embeddings(_as_uint8(images), clip, processor, len(images))
+            return emb[id(clip)]
+        if "clip_score" in self.models and prompts is not None:
+            clip, processor = self.models["clip_score"]
+            cos = F.cosine_similarity(image_emb(clip, processor), clip_text_embeddings(prompts, clip, processor), dim=-1)
+            self.state["clip_score.n"] += len(cos); self.state["clip_score.sum"] += cos.double().sum()
+        if "aesthetic_score" in self.models:
+            clip, processor, pred = self.models["aesthetic_score"]
+            s = pred(image_emb(clip, processor))
+            self.state["aesthetic_score.n"] += len(s); self.state["aesthetic_score.sum"] += s.double().sum()
+        return self
+
+    def reduce(self, accelerator=None):
+        "Sum the running sums over all processes (accelerate); a no-op on one process."
+        if accelerator is not None and accelerator.num_processes > 1:
+            for k in sorted(self.state): self.state[k] = accelerator.reduce(self.state[k].to(accelerator.device), "sum").to(self.device)
+        return self
+
+    def compute(self) -> dict:
+        "{metric: value}: Frechet distances gen vs ref, mean raw CLIP cosine, mean aesthetic score; NaN if skipped or empty."
+        s, res = self.state, {m: math.nan for m in self.metrics}
+        for m in ("fid", "fd_dinov2"):
+            if m in self.models:
+                res[m] = frechet_from_sums(*(s[f"{m}.{side}.{k}"] for side in ("ref", "gen") for k in ("n", "sum", "outer")))
+        for m in ("clip_score", "aesthetic_score"):
+            if m in self.models and s[f"{m}.n"] > 0: res[m] = float(s[f"{m}.sum"] / s[f"{m}.n"])
+        return res
+
+    def nbytes(self) -> int:
+        "Bytes held by the running sums (constant in the number of images)."
+        return sum(t.numel() * t.element_size() for t in self.state.values())
 
 # %% ../nbs/12_image_metrics.ipynb #2f023630
 def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_model=DINOV2_MODEL,
@@ -261,17 +370,15 @@ def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_
 
 def image_metrics(reference, samples, prompts=None, *, metrics=IMAGE_METRICS, models: dict | None = None,
                   batch_size: int = 32, **paths) -> dict:
-    "Table 1 image metrics of `samples`: FID and FD-DINOv2 against `reference`, CLIP and aesthetic score; NaN if skipped."
+    "Table 1 image metrics of `samples`: FID and FD-DINOv2 against `reference`, raw CLIP cosine, aesthetic score; NaN if skipped."
     if prompts is not None and len(prompts) != len(samples):
         raise ValueError(f"{len(samples)} samples but {len(prompts)} prompts")
     if models is None: models = load_image_metrics(metrics, **paths)
-    res = {m: math.nan for m in metrics}
-    if "fid" in models: res["fid"] = _frechet(models["fid"], reference, samples, batch_size, prep=_unit)
-    if "fd_dinov2" in models: res["fd_dinov2"] = _frechet(models["fd_dinov2"], reference, samples, batch_size)
-    if "clip_score" in res and "clip_score" in models:
-        if prompts is None: warnings.warn("clip_score skipped: no prompts given", MetricSkipped, stacklevel=2)
-        else: res["clip_score"] = clip_score(samples, prompts, models["clip_score"], batch_size)
-    if "aesthetic_score" in models:
-        *c, pred = models["aesthetic_score"]
-        res["aesthetic_score"] = aesthetic_score(samples, tuple(c), pred, batch_size)
-    return {m: res[m] for m in metrics}
+    if "clip_score" in metrics and "clip_score" in models and prompts is None:
+        warnings.warn("clip_score skipped: no prompts given", MetricSkipped, stacklevel=2)
+        models = {k: v for k, v in models.items() if k != "clip_score"}
+    sm = StreamingImageMetrics(models, metrics, device=samples.device)
+    for i in range(0, len(samples), batch_size):
+        sm.update(samples[i:i + batch_size], prompts=None if prompts is None else prompts[i:i + batch_size])
+    for i in range(0, len(reference), batch_size): sm.update(reference=reference[i:i + batch_size])
+    return sm.compute()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['METHODS', 'COLUMNS', 'IMAGE_COLUMNS', 'columns_of', 'load_runs', 'table1', 'write_table', 'verdict',
+__all__ = ['METHODS', 'COLUMNS', 'IMAGE_COLUMNS', 'FD_NAMES', 'columns_of', 'load_runs', 'table1', 'write_table', 'verdict',
            'plot_ode_error_vs_fd', 'plot_training_curves']
 
 # %% ../nbs/11_report.ipynb #02f8b83f
@@ -44,6 +44,12 @@ def _stats(values):
 def table1(runs: list[dict], steps=(1, 2, 4)) -> list[dict]:
     "Rows teacher / CM / Direct CM x steps, each metric's mean and std over seeds (Vouitsis et al. 2024, Table 1)."
     rows, cols = [], columns_of(runs)
+    if cols is IMAGE_COLUMNS and runs:          # image presets: the teacher's N-step reference first (CLIP, aesthetic)
+        N = runs[0]["config"]["num_intervals"]
+        blocks = list({r["config"]["seed"]: r["teacher"][str(N)] for r in runs if str(N) in r.get("teacher", {})}.values())
+        row = dict(method=f"Teacher (N = {N} steps, reference)", steps=N, n_seeds=len(blocks))
+        for c in cols: row[f"{c}_mean"], row[f"{c}_std"], _ = _stats([b.get(c) for b in blocks])
+        rows.append(row)
     for method in METHODS:
         for k in steps:
             if method == "teacher":        # the same teacher and noise in every run: one row per seed
@@ -74,18 +80,26 @@ def _compare(rows, k, col):
     a, b = get("direct"), get("cm")
     d = a[f"{col}_mean"] - b[f"{col}_mean"]
     se = math.sqrt(a[f"{col}_std"] ** 2 / max(a["n_seeds"], 1) + b[f"{col}_std"] ** 2 / max(b["n_seeds"], 1))
-    sign = 0 if (a["n_seeds"] < 2 or b["n_seeds"] < 2 or abs(d) <= 2 * se) else (1 if d > 0 else -1)
+    sign = 0 if (a["n_seeds"] < 2 or b["n_seeds"] < 2 or not abs(d) > 2 * se) else (1 if d > 0 else -1)   # NaN: 0
     return d, se, sign
+
+FD_NAMES = {"fd_teacher": "FD vs teacher", "fid": "FID vs teacher", "fd_dinov2": "FD-DINOv2 vs teacher"}
+
+def _fd_column(rows) -> str:
+    "The FD against the teacher that the verdict reads: digits' fd_teacher, else FID, else FD-DINOv2 (FID skipped)."
+    if "fd_teacher_mean" in rows[0]: return "fd_teacher"
+    return "fid" if any(math.isfinite(r["fid_mean"]) for r in rows if r["method"] == METHODS["cm"]) else "fd_dinov2"
 
 def verdict(rows, steps=(1, 2, 4)) -> str:
     "One sentence per the paper's claim, computed from table1 rows: lower ODE error and worse FD for Direct CM?"
     parts, holds = [], []
     for k in steps:
         d_ode, se_ode, s_ode = _compare(rows, k, "ode_error")
-        d_fd, se_fd, s_fd = _compare(rows, k, "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid")
+        fd = _fd_column(rows)
+        d_fd, se_fd, s_fd = _compare(rows, k, fd)
         word = {-1: "lower than", 1: "higher than", 0: "not resolved from"}
         parts.append(f"at {k} step{'s' * (k > 1)} Direct CM's ODE error is {word[s_ode]} CM's "
-                     f"({d_ode:+.3g} ± {se_ode:.2g}) and its FD vs teacher is {word[s_fd]} CM's ({d_fd:+.3g} ± {se_fd:.2g})")
+                     f"({d_ode:+.3g} ± {se_ode:.2g}) and its {FD_NAMES[fd]} is {word[s_fd]} CM's ({d_fd:+.3g} ± {se_fd:.2g})")
         holds.append(s_ode == -1 and s_fd == 1)
     n = rows[0]["n_seeds"] if rows else 0
     claim = ("holds at every step count" if all(holds) else "holds at no step count" if not any(holds)
@@ -102,7 +116,7 @@ def _plt():
 def plot_ode_error_vs_fd(rows, path, steps=(1, 2, 4)):
     "Each (loss, steps) as a point: ODE error against FD vs teacher, error bars over seeds (the paper's claim)."
     plt = _plt()
-    fd = "fd_teacher" if "fd_teacher_mean" in rows[0] else "fid"
+    fd = _fd_column(rows)
     fig, ax = plt.subplots(figsize=(5, 4))
     colors, markers = {"CM": "tab:blue", "Direct CM": "tab:red"}, {1: "o", 2: "s", 4: "^", 8: "D"}
     for r in rows:
@@ -110,7 +124,7 @@ def plot_ode_error_vs_fd(rows, path, steps=(1, 2, 4)):
         ax.errorbar(r["ode_error_mean"], r[f"{fd}_mean"], xerr=r["ode_error_std"], yerr=r[f"{fd}_std"],
                     color=colors[r["method"]], marker=markers.get(r["steps"], "x"), capsize=3, linestyle="none",
                     label=f"{r['method']}, {r['steps']} step{'s' * (r['steps'] > 1)}")
-    ax.set_xlabel("ODE error (MSE to the teacher's N-step solution)"); ax.set_ylabel("FD vs teacher samples")
+    ax.set_xlabel("ODE error (MSE to the teacher's N-step solution)"); ax.set_ylabel("FD vs teacher samples" if fd == "fd_teacher" else FD_NAMES[fd])
     ax.set_title("Better ODE solving, better samples?", fontsize=10); ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
 
@@ -128,7 +142,9 @@ def plot_training_curves(runs, path, k: int = 1):
             axes[0].plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), color=c, alpha=0.6, label=lab)
         ev = [(row["step"], row["eval"][str(k)]) for row in r["log"] if "eval" in row and str(k) in row["eval"]]
         ev.append((r["train"]["steps"], r["eval"][str(k)]))
-        for ax, col in zip(axes[1:], ("ode_error", "fd_teacher" if "fd_teacher" in ev[-1][1] else "fid")):
+        last = ev[-1][1]
+        fd = "fd_teacher" if "fd_teacher" in last else "fid" if last.get("fid") is not None and math.isfinite(last["fid"]) else "fd_dinov2"
+        for ax, col in zip(axes[1:], ("ode_error", fd)):
             ax.plot([s for s, _ in ev], [np.nan if e.get(col) is None else e[col] for _, e in ev], "o-", color=c, alpha=0.6, label=lab)
     axes[0].set_yscale("log"); axes[0].set_title("training loss (moving average)")
     axes[1].set_title(f"ODE error, {k}-step samples"); axes[2].set_title(f"FD vs teacher, {k}-step samples")

@@ -16,8 +16,9 @@ from .evaluation import ode_error
 from .sampling import teacher_sample
 
 # %% auto #0
-__all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'SDXLComponents', 'load_sdxl', 'encode_prompts', 'sdxl_time_ids', 'SDXLEps',
-           'sdxl_uncond', 'ImageCaptionFolder', 'SDXLPreset', 'IndexedDataset', 'collate_images', 'image_loader']
+__all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'JPEG_QUALITY', 'KEEP', 'SDXLComponents', 'load_sdxl', 'encode_prompts',
+           'sdxl_time_ids', 'SDXLEps', 'sdxl_uncond', 'ImageCaptionFolder', 'SDXLPreset', 'IndexedDataset',
+           'collate_images', 'image_loader', 'to_uint8', 'save_jpeg', 'load_jpeg', 'eval_chunks']
 
 # %% ../nbs/14_sdxl.ipynb #0fbcb290
 SDXL_TEACHER = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -126,19 +127,20 @@ class SDXLPreset:
         if cfg.gradient_checkpointing: self.teacher_net.enable_gradient_checkpointing()
         self.metric_models = load_image_metrics(**cfg.metrics_weights)           # warns now, not after training
         self.scale = 2 ** (len(self.c.vae.config.block_out_channels) - 1)
-        self.prompts = [self.data.rows[i % len(self.data)]["text"] for i in range(cfg.num_eval)]
+        self.num_eval = getattr(cfg, "num_eval", None) or len(self.data)        # None / 0: every caption (test.py)
+        self.prompts = [self.data.rows[i % len(self.data)]["text"] for i in range(self.num_eval)]
         self.noise, self.labels = self._init_noise(), None
         self._eval_cond, self._decoded = None, {}
 
     def _init_noise(self):
-        path, n = self.assets / "init_noise.pt", self.cfg.num_eval
+        path, n = self.assets / "init_noise.pt", self.num_eval
         shape = (self.teacher_net.config.in_channels, self.cfg.resolution // self.scale, self.cfg.resolution // self.scale)
         if not path.exists():
             from directcms.training import _atomic_save
             _atomic_save(dict(noise=torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))), path)
-        noise = torch.load(path)["noise"]
+        noise = torch.load(path, mmap=True)["noise"]                              # paged in chunk by chunk
         if len(noise) < n or tuple(noise.shape[1:]) != shape:
-            raise ValueError(f"{path} holds noise of shape {tuple(noise.shape)}; num_eval={n} and resolution="
+            raise ValueError(f"{path} holds noise of shape {tuple(noise.shape)}; {n} evaluation samples and resolution="
                              f"{self.cfg.resolution} need {(n, *shape)}: delete it or choose another assets_dir")
         return noise[:n]
 
@@ -188,24 +190,8 @@ class SDXLPreset:
                                                                   [(0, 0)] * len(self.prompts)).items()}
         return self._eval_cond
 
-    def reference(self, teacher_eps, device):
-        "The teacher's N-step guided latents from the fixed noise (cached) and the teacher's own metrics."
-        c = self.cfg
-        path = self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{c.num_eval}_k{'-'.join(map(str, c.eval_steps))}.pt"
-        if path.exists(): return torch.load(path)
-        from directcms.training import batched, _atomic_save
-        ac = self.alphas_cumprod.to(device)
-        sample = lambda n_int, solver: batched(lambda z, cond: teacher_sample(teacher_eps, z, ac, n_int, solver, cond),
-                                               self.noise, self.eval_cond(), c.eval_batch_size, device)
-        ref = sample(c.num_intervals, c.solver)
-        metrics = {str(c.num_intervals): self.metrics(ref, ref)}
-        for k in c.eval_steps: metrics[str(k)] = self.metrics(sample(k, "ddim"), ref)
-        out = dict(samples=ref, metrics=metrics)
-        _atomic_save(out, path)
-        return out
-
     def metrics(self, samples, reference):
-        "Latent ODE error, and FID / FD-DINOv2 against the teacher's images, CLIP and aesthetic scores."
+        "In memory, for a few samples: latent ODE error, FID / FD-DINOv2 against the teacher's images, CLIP and aesthetic."
         key = (reference.data_ptr(), tuple(reference.shape))
         if key not in self._decoded: self._decoded = {key: self.decode(reference)}
         images = self.decode(samples)
@@ -249,3 +235,143 @@ def _train_loader(self, start: int, end: int, rank: int, n: int):
     return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0)
 
 SDXLPreset.train_loader = _train_loader
+
+# %% ../nbs/14_sdxl.ipynb #b7e0c002
+from fastcore.basics import patch
+from tqdm.auto import tqdm
+from .image_metrics import StreamingImageMetrics
+from .sampling import cm_sample
+
+JPEG_QUALITY = 75     # PIL's default, with which the official test.py saves the images it scores
+KEEP = 16             # the first samples of each kind returned for samples.pt and the figures
+
+def to_uint8(x) -> torch.Tensor:
+    "uint8 images (0..255) from images in [-1, 1], rounded as diffusers' image processor does."
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+def save_jpeg(images, paths):
+    "Write uint8 images (N, 3, H, W) as JPEG files at JPEG_QUALITY."
+    from PIL import Image
+    for x, p in zip(images.cpu(), paths): Image.fromarray(x.permute(1, 2, 0).numpy()).save(p, quality=JPEG_QUALITY)
+
+def load_jpeg(paths) -> torch.Tensor:
+    "uint8 images (N, 3, H, W) read back from image files."
+    from PIL import Image
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1) for p in paths])
+
+def eval_chunks(n: int, size: int, rank: int = 0, world: int = 1) -> list[tuple[int, int]]:
+    "The [start, end) index ranges of the chunks of n evaluation samples that process rank of world takes: every world-th."
+    return [(s, min(s + size, n)) for s in range(0, n, size)][rank::world]
+
+def _chunk_seed(seed, k, start) -> int:
+    "The seed of one chunk's sampling noise: independent of how chunks are spread over processes."
+    return int(np.random.SeedSequence([seed, k, start]).generate_state(1)[0])
+
+def _save_chunk(latents, path):
+    from directcms.training import _atomic_save
+    _atomic_save(latents, path)
+
+def _shards(acc, shard):
+    "(rank, world) of this process when the work is sharded, else (0, 1)."
+    return (acc.process_index, acc.num_processes) if shard and acc is not None else (0, 1)
+
+def _wait(acc, shard):
+    if shard and acc is not None: acc.wait_for_everyone()
+
+@patch
+def reference_dir(self: SDXLPreset) -> Path:
+    "The folder of the teacher's reference: N, w, solver, number of samples and resolution in its name."
+    c = self.cfg
+    return self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{self.num_eval}_r{c.resolution}"
+
+@patch
+def cond_at(self: SDXLPreset, start: int, end: int, device) -> dict:
+    "The conditioning of evaluation samples start..end-1: their captions at full-size, uncropped time ids."
+    res = self.cfg.resolution
+    return {k: v.to(device) for k, v in self.cond(self.prompts[start:end], [(res, res)] * (end - start), [(0, 0)] * (end - start)).items()}
+
+@patch
+@torch.no_grad()
+def build_reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> Path:
+    "The teacher's N-step guided latents chunk by chunk (chunks/, images/ as JPEG); finished chunks are kept, a killed run resumes."
+    d, c = self.reference_dir(), self.cfg
+    for sub in ("chunks", "images"): (d / sub).mkdir(parents=True, exist_ok=True)
+    rank, world = _shards(acc, shard)
+    todo = [(s, e) for s, e in eval_chunks(self.num_eval, c.eval_batch_size, rank, world) if not _chunk_path(d, s, e).exists()]
+    ac = self.alphas_cumprod.to(device)
+    for s, e in tqdm(todo, desc=f"teacher reference (N={c.num_intervals})", unit="chunk", disable=not (progress and rank == 0)):
+        z = teacher_sample(teacher_eps, self.noise[s:e].to(device), ac, c.num_intervals, c.solver, self.cond_at(s, e, device))
+        save_jpeg(to_uint8(self.decode(z)), [d / "images" / f"{i}.jpg" for i in range(s, e)])
+        _save_chunk(z.float().cpu(), _chunk_path(d, s, e))        # written last: its existence marks the chunk done
+    _wait(acc, shard)
+    return d
+
+def _chunk_path(d, s, e): return Path(d) / "chunks" / f"{s:06d}-{e:06d}.pt"
+
+@patch
+def reference_latents(self: SDXLPreset, start: int, end: int) -> torch.Tensor:
+    "The teacher's reference latents of samples start..end-1, read from the chunk files."
+    d, size = self.reference_dir(), self.cfg.eval_batch_size
+    out = [torch.load(_chunk_path(d, s, e))[max(start - s, 0):end - s] for s, e in eval_chunks(self.num_eval, size) if s < end and e > start]
+    return torch.cat(out)
+
+@patch
+@torch.no_grad()
+def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device, acc=None, shard: bool = False,
+                     progress: bool = True, keep: int = KEEP) -> tuple[dict, torch.Tensor]:
+    "Sample, decode, write as JPEG and score chunk by chunk against the teacher's JPEGs (constant memory); sums reduced over processes."
+    c, d = self.cfg, self.reference_dir()
+    rank, world = _shards(acc, shard)
+    images_dir = Path(images_dir); images_dir.mkdir(parents=True, exist_ok=True)
+    sm = StreamingImageMetrics(self.metric_models, device=device)
+    sq = torch.zeros(2, dtype=torch.float64, device=device)          # squared latent error, number of elements
+    kept = []
+    for s, e in tqdm(eval_chunks(self.num_eval, c.eval_batch_size, rank, world), desc=name, unit="chunk",
+                     disable=not (progress and rank == 0)):
+        ref = self.reference_latents(s, e).to(device)
+        z = ref if sample_fn is None else sample_fn(self.noise[s:e].to(device), self.cond_at(s, e, device), s)
+        sq += torch.stack([(z.float() - ref).square().sum().double(), torch.tensor(float(z.numel()), dtype=torch.float64, device=device)])
+        paths = [images_dir / f"{i}.jpg" for i in range(s, e)]
+        if sample_fn is not None: save_jpeg(to_uint8(self.decode(z)), paths)
+        sm.update(load_jpeg(paths), reference=load_jpeg([d / "images" / f"{i}.jpg" for i in range(s, e)]), prompts=self.prompts[s:e])
+        kept += [(i, z[i - s].float().cpu()) for i in range(s, min(e, keep))]
+    if world > 1:
+        sm.reduce(acc); sq = acc.reduce(sq, "sum")
+        from accelerate.utils import gather_object
+        kept = gather_object(kept)
+    kept = sorted(kept, key=lambda t: t[0])
+    return dict(ode_error=float(sq[0] / sq[1]), **sm.compute()), torch.stack([z for _, z in kept]) if kept else None
+
+@patch
+def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
+    "The teacher's reference (built or resumed) and its Table 1 rows, N steps and plain DDIM in k steps (cached in metrics.json)."
+    c, d = self.cfg, self.build_reference(teacher_eps, device, acc, shard, progress)
+    path, key = d / "metrics.json", dict(metrics=sorted(self.metric_models), metrics_weights=repr(c.metrics_weights))
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    rows = cached.get("rows", {}) if {k: cached.get(k) for k in key} == key else {}
+    ac = self.alphas_cumprod.to(device)
+    todo = [k for k in dict.fromkeys([c.num_intervals, *c.eval_steps]) if str(k) not in rows]
+    for k in todo:
+        if k == c.num_intervals: fn, where = None, d / "images"           # the reference itself: ODE error and FDs 0
+        else: fn, where = (lambda z, cond, s, k=k: teacher_sample(teacher_eps, z, ac, k, "ddim", cond)), d / f"ddim_{k}_steps"
+        rows[str(k)] = self.evaluate_samples(f"teacher {k}-step", fn, where, device, acc, shard, progress)[0]
+    if todo and (acc is None or acc.is_main_process or not shard):
+        from directcms.evaluation import atomic_write
+        atomic_write(path, lambda p: p.write_text(json.dumps(dict(**key, rows=rows), indent=1)))
+    _wait(acc, shard)
+    return dict(samples=self.reference_latents(0, min(KEEP, self.num_eval)), metrics=rows, dir=str(d))
+
+@patch
+def evaluate_student(self: SDXLPreset, student, teacher_eps, acc=None, shard: bool = False, progress: bool = True):
+    "(metrics, extra): Table 1 rows of the k-step student for each k in eval_steps, images in output_dir/images/<k>_steps."
+    c = self.cfg
+    device = acc.device if acc is not None else torch.device("cpu")
+    ref = self.reference(teacher_eps, device, acc, shard, progress)
+    ac, metrics, samples = self.alphas_cumprod.to(device), {}, {}
+    for k in c.eval_steps:
+        def fn(z, cond, start, k=k):
+            g = torch.Generator().manual_seed(_chunk_seed(c.seed, k, start))
+            return cm_sample(student, z, ac, k, c.num_intervals, cond, generator=g)
+        metrics[str(k)], samples[k] = self.evaluate_samples(f"{k}-step student", fn, Path(c.output_dir) / "images" / f"{k}_steps",
+                                                            device, acc, shard, progress)
+    return metrics, dict(reference=ref, samples=samples)

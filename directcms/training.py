@@ -267,11 +267,14 @@ def _tensorboard(out):
 
 # %% ../nbs/10_training.ipynb #faf967be
 @torch.no_grad()
-def evaluate(cfg, preset, student, teacher_eps, acc=None) -> tuple[dict, dict]:
+def evaluate(cfg, preset, student, teacher_eps, acc=None, shard: bool = False) -> tuple[dict, dict]:
     "Metrics of the k-step student for each k in eval_steps (same noise as the teacher's reference), and the samples."
     device = acc.device if acc is not None else torch.device("cpu")
     was_training = student.training
     student.eval()
+    if hasattr(preset, "evaluate_student"):      # streamed in chunks, sharded over processes when shard (sdxl-paper)
+        try: return preset.evaluate_student(student, teacher_eps, acc, shard=shard)
+        finally: student.train(was_training)
     ref = preset.reference(teacher_eps, device)
     noise, cond = preset.noise, preset.eval_cond()
     metrics, samples, ac = {}, {}, preset.alphas_cumprod.to(device)
@@ -297,8 +300,10 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     r = train(cfg, progress=progress, stop_after=stop_after)
     acc, preset, out = r["accelerator"], r["preset"], Path(cfg.output_dir)
     if r["steps"] < cfg.max_steps: return dict(stopped_at=r["steps"])
+    streamed = hasattr(preset, "evaluate_student")     # every process takes its share of the final evaluation
+    if not (streamed or acc.is_main_process): return {}
+    metrics, extra = evaluate(cfg, preset, r["student"], r["teacher_eps"], acc, shard=streamed)
     if not acc.is_main_process: return {}
-    metrics, extra = evaluate(cfg, preset, r["student"], r["teacher_eps"], acc)
     log = [row for row in _read_log(out / "log.jsonl")]
     secs = sum(row["sec"] for row in log)
     result = dict(loss=cfg.loss, config=cfg.to_dict(),

@@ -9,8 +9,9 @@ import torch
 from transformers import Dinov2Config
 
 import directcms.image_metrics as im
-from directcms.image_metrics import (IMAGE_METRICS, AestheticPredictor, DinoV2Features, MetricSkipped, MissingWeights,
-                                     aesthetic_score, clip_image_embeddings, clip_score, fd_dinov2, fid_inception,
+from directcms.image_metrics import (IMAGE_METRICS, DINOV2_MODEL, AestheticPredictor, DinoV2Features, MetricSkipped,
+                                     MissingWeights, StreamingImageMetrics, aesthetic_score, clip_image_embeddings,
+                                     clip_score, clip_text_embeddings, fd_dinov2, fid_inception, frechet_from_sums,
                                      image_metrics, inception_weights, load_aesthetic_predictor, load_clip,
                                      load_image_metrics, pretrained_source)
 
@@ -136,6 +137,57 @@ def test_aesthetic_dimension_mismatch(clip_dir, tmp_path):
         r = image_metrics(images(2), images(2), metrics=("aesthetic_score",), clip_model=clip_dir,
                           aesthetic_weights=tmp_path / "l14.pth")
     assert math.isnan(r["aesthetic_score"]) and len(skipped(w)) == 1 and "ViT-L/14" in skipped(w)[0]
+
+
+# --- streaming: running sums ---------------------------------------------------------------------------------
+
+def test_streaming_equals_one_shot_and_shards_add_up(dino, clip_dir, aesthetic_file):
+    assert DINOV2_MODEL == "facebook/dinov2-large"                         # ViT-L/14, dgm-eval's default
+    M = ("fd_dinov2", "clip_score", "aesthetic_score")
+    models = load_image_metrics(M, dinov2_model=dino.model,
+                                dinov2_image_size=None, clip_model=clip_dir, aesthetic_weights=aesthetic_file)
+    ref, x, prompts = images(10, seed=5), images(10, seed=6) * 0.5, PROMPTS + ["a", "b", "c", "d"]
+    whole = StreamingImageMetrics(models, M).update(x, ref, prompts).compute()
+    shards = [StreamingImageMetrics(models, M).update(x[i:j], ref[i:j], prompts[i:j]) for i, j in ((0, 3), (3, 10))]
+    for k in shards[0].state: shards[0].state[k] += shards[1].state[k]    # what reduce does across processes
+    assert shards[0].compute() == pytest.approx(whole, rel=1e-6)
+    assert whole["fd_dinov2"] == pytest.approx(fd_dinov2(ref, x, dino), rel=1e-4)   # torchmetrics' Frechet distance
+    clip, proc = models["clip_score"]
+    cos = torch.nn.functional.cosine_similarity(clip_image_embeddings(x, clip, proc), clip_text_embeddings(prompts, clip, proc))
+    assert whole["clip_score"] == pytest.approx(cos.mean().item(), abs=1e-5)         # the raw cosine (official code)
+    assert whole["aesthetic_score"] == pytest.approx(aesthetic_score(x, clip_dir, aesthetic_file), abs=1e-5)
+    u8 = ((x + 1) * 127.5).round().to(torch.uint8)                         # uint8 images, as read from JPEG files
+    assert StreamingImageMetrics(models, M).update(u8, ref, prompts).compute()["clip_score"] == pytest.approx(whole["clip_score"], abs=1e-5)
+    sm = StreamingImageMetrics(models, M).update(x, ref, prompts)
+    size = sm.nbytes()
+    for _ in range(3): sm.update(x, ref, prompts)
+    assert sm.nbytes() == size and int(sm.state["clip_score.n"]) == 40    # memory independent of the images seen
+
+
+def test_streaming_fid_input_as_dgm_eval():
+    "FID's network gets uint8 images resized to 299 px (dgm-eval's bilinear resize), the Frechet distance of its features."
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    seen = []
+    class FakeInception(torch.nn.Module):
+        num_features = 3
+        def forward(self, x): seen.append((x.dtype, tuple(x.shape[-2:]))); return x.float().mean((2, 3))
+    sm = StreamingImageMetrics({"fid": FrechetInceptionDistance(feature=FakeInception())}, ("fid",))
+    ref, x = images(6, size=40, seed=8), images(6, size=40, seed=9) * 0.3
+    r = sm.update(x, ref).compute()
+    assert set(seen) == {(torch.uint8, (299, 299))} and r["fid"] > 0
+
+
+def test_frechet_from_sums():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(50, 4, generator=g).double(), (torch.randn(60, 4, generator=g) * 2 + 1).double()
+    sums = lambda f: (torch.tensor(float(len(f))), f.sum(0), f.T @ f)
+    assert frechet_from_sums(*sums(a), *sums(a)) == pytest.approx(0, abs=1e-8)
+    ma, mb, ca, cb = a.mean(0), b.mean(0), torch.cov(a.T), torch.cov(b.T)
+    ev, V = torch.linalg.eigh(ca); sa = V @ torch.diag(ev.sqrt()) @ V.T
+    ev2 = torch.linalg.eigvalsh(sa @ cb @ sa)
+    expected = (ma - mb).square().sum() + ca.trace() + cb.trace() - 2 * ev2.clamp(min=0).sqrt().sum()
+    assert frechet_from_sums(*sums(a), *sums(b)) == pytest.approx(expected.item(), rel=1e-6)
+    assert math.isnan(frechet_from_sums(*sums(a[:1]), *sums(b)))
 
 
 # --- the policy helper ----------------------------------------------------------------------------------------
