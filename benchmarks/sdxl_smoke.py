@@ -13,6 +13,16 @@ image-evaluations/step (log.jsonl's teacher_evals: images through the guided tea
 conditional and unconditional pair), peak GPU memory (training, and the whole job), evaluation images/s, checkpoint size,
 and whether a stock StableDiffusionXLPipeline loads the LoRA (`load_lora_weights(output_dir)`) and samples one
 LCMScheduler step from it. Random weights make the numbers of speed and memory real and the images noise.
+The JSON is rewritten after each loss, so a run cut short still brings back what it measured.
+
+On a device machine that has torch, accelerate, peft and torchmetrics but not diffusers or transformers, bring
+wheels (here, where PyPI is reachable) into an ignored folder, carry it, and install from it there:
+
+    pip download --no-deps -d .wheels diffusers==0.42.1 transformers==5.24.0 tokenizers==0.23.3 \
+        huggingface_hub==2.4.0 safetensors==0.8.0 hf-xet==1.8.0 httpx2==2.16.2 typer==0.29.2 regex==2026.5.9 \
+        --python-version 3.11 --only-binary=:all: --platform manylinux2014_x86_64   # match the device's Python
+    # device: pip install -q --no-index --find-links .wheels diffusers transformers && \
+    #   PYTHONPATH=. python benchmarks/sdxl_smoke.py --out $OUT
 """
 import argparse, contextlib, gc, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
@@ -125,6 +135,8 @@ def _du(path):
 def run_loss(loss, params):
     "The main job for one loss, timed; its numbers."
     import directcms.training as training
+    try: import matplotlib  # noqa: F401   (samples.png only; a bare device image may lack it)
+    except ImportError: training.save_sample_grid = lambda *a, **k: print("matplotlib missing: samples.png skipped")
     from directcms.config import TrainConfig
     from directcms.sdxl import SDXLPreset
     cuda = torch.cuda.is_available()
@@ -207,25 +219,39 @@ def main(argv=None):
     if tiny: params.update(batch_size=args.batch_size or 2, num_intervals=10, eval_batch_size=2, lora_rank=4, eval_steps=[1, 2])
     results = dict(device=torch.cuda.get_device_name() if not tiny else "cpu", tiny=tiny, torch=torch.__version__,
                    unet_params=n_params, resolution=res, images=n_img, num_eval=n_eval, build_s=round(build_s, 1), losses={})
-    print(f"{'loss':<7} {'s/step':>7} {'teacher evals/step':>18} {'peak train GiB':>14} {'peak job GiB':>12} "
-          f"{'eval img/s':>10} {'ckpt GiB':>8} {'LoRA in stock diffusers':>24}", flush=True)
+    def save():
+        if not args.out: return
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"sdxl_smoke{'_tiny' if tiny else ''}.json").write_text(json.dumps(results, indent=1, default=str))
+    save()
     for loss in args.losses.split(","):
-        r = run_loss(loss, {**params, "output_dir": str(work / f"run-{loss}")})
-        r["stock_diffusers"] = check_stock_diffusers(teacher, r["output_dir"], res, 10 if tiny else 100, device,
-                                                     torch.float32 if tiny else torch.float16)
+        print(f"[{time.perf_counter() - t_all:5.0f} s] {loss}: training {args.steps} steps, then evaluating", flush=True)
+        try:
+            r = run_loss(loss, {**params, "output_dir": str(work / f"run-{loss}")})
+            r["stock_diffusers"] = check_stock_diffusers(teacher, r["output_dir"], res, 10 if tiny else 100, device,
+                                                         torch.float32 if tiny else torch.float16)
+        except Exception as e:          # a smoke run reports what broke, and goes on to the other loss
+            import traceback
+            traceback.print_exc()
+            r = dict(loss=loss, error=f"{type(e).__name__}: {e}"[:2000], traceback=traceback.format_exc()[-4000:])
+            gc.collect(); torch.cuda.empty_cache() if torch.cuda.is_available() else None
         results["losses"][loss] = r
-        f = lambda v, fmt: "-" if v is None else format(v, fmt)
+        save()
+    results["total_s"] = round(time.perf_counter() - t_all, 1)
+    save()
+    f = lambda v, fmt: "-" if v is None else format(v, fmt)
+    print(f"\n{'loss':<7} {'s/step':>7} {'teacher evals/step':>18} {'peak train GiB':>14} {'peak job GiB':>12} "
+          f"{'eval img/s':>10} {'ckpt GiB':>8}  LoRA in stock diffusers")
+    for loss, r in results["losses"].items():
+        if "error" in r: print(f"{loss:<7} FAILED: {r['error'][:300]}"); continue
         sd = r["stock_diffusers"]
         print(f"{loss:<7} {f(r['s_per_step'], '7.2f')} {f(r['teacher_image_evals_per_step'], '18.1f')} "
               f"{f(r['peak_train_gib'], '14.1f')} {f(r['peak_job_gib'], '12.1f')} {f(r['eval_images_per_s'], '10.2f')} "
-              f"{r['checkpoint_gib']:8.2f} {('yes' if sd['lora_loads_and_samples'] else 'NO: ' + str(sd['error'])):>24}", flush=True)
-    results["total_s"] = round(time.perf_counter() - t_all, 1)
+              f"{r['checkpoint_gib']:8.2f}  {'yes' if sd['lora_loads_and_samples'] else 'NO: ' + str(sd['error'])}")
     print(f"total {results['total_s']:.0f} s", flush=True)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / f"sdxl_smoke{'_tiny' if tiny else ''}.json").write_text(json.dumps(results, indent=1, default=str))
     if not args.work: shutil.rmtree(work, ignore_errors=True)
+    results["failed"] = [l for l, r in results["losses"].items() if "error" in r or not r["stock_diffusers"]["lora_loads_and_samples"]]
     return results
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["failed"] else 0)

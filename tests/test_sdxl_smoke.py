@@ -9,7 +9,7 @@ def test_sdxl_smoke_tiny(tmp_path):
     smoke = importlib.util.module_from_spec(spec); spec.loader.exec_module(smoke)
     r = smoke.main(["--tiny", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work")])
     saved = json.loads((tmp_path / "results" / "sdxl_smoke_tiny.json").read_text())   # strict JSON: no NaN
-    assert saved["losses"].keys() == {"cm", "direct"} == r["losses"].keys()
+    assert saved["losses"].keys() == {"cm", "direct"} == r["losses"].keys() and r["failed"] == []
     for loss, m in saved["losses"].items():
         assert m["steps"] == 3 and m["loss_finite"] and m["s_per_step"] > 0, m
         assert m["stock_diffusers"]["lora_loads_and_samples"] and m["stock_diffusers"]["sample_finite"], m["stock_diffusers"]
