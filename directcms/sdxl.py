@@ -104,7 +104,10 @@ def image_problem(path) -> str | None:
                     f.seek(max(0, size - 4096))
                     if b"\xff\xd9" not in f.read(): return "truncated JPEG (no end-of-image marker)"
             elif im.format == "PNG": im.verify()     # reads every chunk up to IEND
-            else: im.load()                          # rarer formats (WebP, GIF, ...): decode them
+            elif im.format == "WEBP":                # the RIFF header states the file's length
+                with open(path, "rb") as f: head = f.read(12)
+                if int.from_bytes(head[4:8], "little") + 8 > size: return "truncated WebP (shorter than its RIFF size)"
+            else: im.load()                          # rarer formats (GIF, BMP, TIFF, ...): decode them
     except FileNotFoundError: return "missing file"
     except UnidentifiedImageError: return "not an image PIL can read"
     except Exception as e: return f"unreadable ({type(e).__name__}: {e})"

@@ -20,13 +20,16 @@ def _broken_folder(root):
     _img().save(root / "cut.png"); (root / "cut.png").write_bytes((root / "cut.png").read_bytes()[:4000])
     (root / "empty.jpg").write_bytes(b"")
     (root / "page.jpg").write_text("<html><body>403 Forbidden</body></html>")          # not an image
+    _img().save(root / "cut.webp"); (root / "cut.webp").write_bytes((root / "cut.webp").read_bytes()[:-100])
+    _img().save(root / "cut.gif"); (root / "cut.gif").write_bytes((root / "cut.gif").read_bytes()[:-1000])
     _jsonl(root, [("good.jpg", "a good picture"), ("cut.jpg", "a cut jpeg"), ("cut.png", "a cut png"),
                   ("empty.jpg", "an empty file"), ("page.jpg", "a web page"), ("good.png", None),
-                  ("good.png", ""), ("good.png", "   "), ("missing.jpg", "gone"), ("good.png", "another good one")])
+                  ("good.png", ""), ("good.png", "   "), ("missing.jpg", "gone"), ("cut.webp", "a cut webp"), ("cut.gif", "a cut gif"),
+                  ("good.png", "another good one")])
     return root
 
 BAD = {"cut.jpg": "truncated JPEG", "cut.png": "unreadable", "empty.jpg": "empty file", "page.jpg": "not an image",
-       "missing.jpg": "missing file"}
+       "missing.jpg": "missing file", "cut.webp": "unreadable", "cut.gif": "unreadable"}
 
 def test_cut_jpeg_opens_but_is_caught(tmp_path):
     _broken_folder(tmp_path)
@@ -39,7 +42,7 @@ def test_bad_rows_stop_with_one_message_naming_them(tmp_path):
     _broken_folder(tmp_path)
     with pytest.raises(ValueError) as e: ImageCaptionFolder(tmp_path, resolution=32, progress=False)
     msg = str(e.value)
-    assert "8 of 10 rows" in msg
+    assert "10 of 12 rows" in msg
     for name, why in BAD.items(): assert f"{name}: {why}" in msg, (name, msg)
     assert msg.count("good.png: caption is") == 3 and "caption is null" in msg and "caption is empty" in msg
     assert "skip_bad_data=True" in msg
@@ -49,9 +52,9 @@ def test_skip_bad_counts_them_in_one_warning_and_loads_the_rest(tmp_path):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         ds = ImageCaptionFolder(tmp_path, resolution=32, skip_bad=True, progress=False)
-    assert len(w) == 1 and "8 of 10 rows" in str(w[0].message) and "skipping" in str(w[0].message)
+    assert len(w) == 1 and "10 of 12 rows" in str(w[0].message) and "skipping" in str(w[0].message)
     assert len(ds) == 2 and [r["text"] for r in ds.rows] == ["a good picture", "another good one"]
-    assert len(ds.skipped) == 8 and {n for n, _ in ds.skipped} >= set(BAD)
+    assert len(ds.skipped) == 10 and {n for n, _ in ds.skipped} >= set(BAD)
     for i in range(len(ds)): assert ds[i]["pixels"].shape == (3, 32, 32)
 
 def test_all_bad_fails_even_when_skipping(tmp_path):
