@@ -99,10 +99,13 @@ def image_problem(path) -> str | None:
         with Image.open(path) as im:
             w, h = im.size
             if not (w and h): return f"image of size {w}x{h}"
-            if im.format == "JPEG":        # entropy-coded data cannot hold FF D9: no end-of-image marker = cut short
+            if im.format == "JPEG":        # entropy-coded data cannot hold FF D9: no end-of-image marker near the end ...
                 with open(path, "rb") as f:
                     f.seek(max(0, size - 4096))
-                    if b"\xff\xd9" not in f.read(): return "truncated JPEG (no end-of-image marker)"
+                    if b"\xff\xd9" not in f.read():   # ... is a cut file, or one with a long trailer: decode to tell
+                        im.draft("RGB", (w // 8, h // 8))
+                        try: im.load()
+                        except OSError as e: return f"truncated JPEG ({e})"
             elif im.format == "PNG": im.verify()     # reads every chunk up to IEND
             elif im.format == "WEBP":                # the RIFF header states the file's length
                 with open(path, "rb") as f: head = f.read(12)
@@ -129,6 +132,7 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
                 if not l.strip(): continue
                 try: rows.append(json.loads(l))
                 except json.JSONDecodeError as e: raise ValueError(f"data={str(root)!r}: metadata.jsonl line {n} is not JSON ({e})") from None
+                if not isinstance(rows[-1], dict): raise ValueError(f"data={str(root)!r}: metadata.jsonl line {n} is not an object: {l[:80]}")
         elif (root / "metadata.csv").exists():
             with open(root / "metadata.csv", newline="") as f: rows = list(csv.DictReader(f))
         else: raise FileNotFoundError(f"data={str(root)!r} has no metadata.csv or metadata.jsonl; expected {layout}")

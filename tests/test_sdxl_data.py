@@ -73,9 +73,18 @@ def test_csv_null_like_captions_and_long_lists(tmp_path):
         "caption is 'NaN'", "caption is 'null'", "caption is null", "caption is nan", "caption is 3", "caption is empty"]
     assert caption_problem("a cat") is None
 
+def test_jpeg_with_a_long_trailer_is_fine(tmp_path):
+    "A JPEG with more than 4 KB after its end-of-image marker (camera trailers) is decoded to tell it from a cut one."
+    _img(64, 96).save(tmp_path / "t.jpg"); (tmp_path / "t.jpg").write_bytes((tmp_path / "t.jpg").read_bytes() + bytes(10000))
+    assert image_problem(tmp_path / "t.jpg") is None
+    (tmp_path / "c.jpg").write_bytes((tmp_path / "t.jpg").read_bytes()[:-12000])
+    assert image_problem(tmp_path / "c.jpg").startswith("truncated JPEG")
+
 def test_bad_jsonl_line_named(tmp_path):
     (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "text": "x"}\n{"file_name": "b.png", \n')
     with pytest.raises(ValueError, match="line 2 is not JSON"): ImageCaptionFolder(tmp_path, progress=False)
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.png", "text": "x"}\n["b.png", "y"]\n')
+    with pytest.raises(ValueError, match="line 2 is not an object"): ImageCaptionFolder(tmp_path, progress=False)
 
 def test_unusual_but_good_images_load(tmp_path):
     "Grayscale, RGBA, CMYK, palette (with transparency), 1-bit, 16-bit and extreme aspect ratios all train."
