@@ -1,6 +1,6 @@
 """A full-size smoke run of the paper's configuration: the real main job with sdxl-paper at 1024 px, both losses.
 
-    python benchmarks/sdxl_smoke.py --out benchmarks/results        # GPU (H100/H200): full-size SDXL, fp16, < 8 min
+    python benchmarks/sdxl_smoke.py --out benchmarks/results        # GPU (H100/H200): full-size SDXL, fp16; meant to take < 8 min (not yet timed on a GPU)
     python benchmarks/sdxl_smoke.py --tiny                           # CPU: the same path on tiny components, ~1 min
 
 Offline and without weights: the SDXL architecture is built from its public configs (UNet 2.6B as in SDXL base 1.0's
@@ -16,15 +16,16 @@ LCMScheduler step from it. Random weights make the numbers of speed and memory r
 The JSON is rewritten after each loss, so a run cut short still brings back what it measured.
 
 On a device machine that has torch, accelerate, peft and torchmetrics but not diffusers or transformers, bring
-wheels (here, where PyPI is reachable) into an ignored folder, carry it, and install from it there:
+wheels (with their dependencies, for the device's Python) into an ignored folder here, carry it, install from it there:
 
-    pip download --no-deps -d .wheels diffusers==0.42.1 transformers==5.24.0 tokenizers==0.23.3 \
-        huggingface_hub==2.4.0 safetensors==0.8.0 hf-xet==1.8.0 httpx2==2.16.2 typer==0.29.2 regex==2026.5.9 \
-        --python-version 3.11 --only-binary=:all: --platform manylinux2014_x86_64   # match the device's Python
-    # device: pip install -q --no-index --find-links .wheels diffusers transformers && \
-    #   PYTHONPATH=. python benchmarks/sdxl_smoke.py --out $OUT
+    echo /.wheels/ >> .git/info/exclude
+    pip download -d .wheels diffusers==0.42.1 transformers==5.24.0 huggingface_hub==2.4.0 tokenizers==0.23.3 \
+        safetensors==0.8.0 --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11
+    du -sh .wheels      # it travels with the tree: under 64 MiB in all (drop the numpy / pillow wheels if needed)
+    # device (carry [".wheels"]): pip install -q --no-index --find-links .wheels diffusers==0.42.1 transformers==5.24.0 \
+    #   && PYTHONPATH=. python benchmarks/sdxl_smoke.py --out $OUT --work /tmp/smoke
 """
-import argparse, contextlib, gc, json, math, os, shutil, sys, tempfile, time
+import argparse, contextlib, gc, json, math, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
