@@ -21,7 +21,7 @@ wheels (with their dependencies, for the device's Python) into an ignored folder
     echo /.wheels/ >> .git/info/exclude
     pip download -d .wheels diffusers==0.42.1 transformers==5.24.0 huggingface_hub==2.4.0 tokenizers==0.23.3 \
         safetensors==0.8.0 --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11
-    du -sh .wheels      # it travels with the tree: under 64 MiB in all (drop the numpy / pillow wheels if needed)
+    rm .wheels/numpy-*  # torchmetrics brings numpy; the rest is ~43 MB (checked), within the 64 MiB that travels
     # device (carry [".wheels"]): pip install -q --no-index --find-links .wheels diffusers==0.42.1 transformers==5.24.0 \
     #   && PYTHONPATH=. python benchmarks/sdxl_smoke.py --out $OUT --work /tmp/smoke
 """
