@@ -17,8 +17,9 @@ from .sampling import teacher_sample
 
 # %% auto #0
 __all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'JPEG_QUALITY', 'KEEP', 'SDXLComponents', 'load_sdxl', 'encode_prompts',
-           'sdxl_time_ids', 'SDXLEps', 'sdxl_uncond', 'ImageCaptionFolder', 'SDXLPreset', 'IndexedDataset',
-           'collate_images', 'image_loader', 'to_uint8', 'save_jpeg', 'load_jpeg', 'eval_chunks']
+           'sdxl_time_ids', 'SDXLEps', 'sdxl_uncond', 'caption_problem', 'image_problem', 'ImageCaptionFolder',
+           'SDXLPreset', 'IndexedDataset', 'collate_images', 'image_loader', 'to_uint8', 'save_jpeg', 'load_jpeg',
+           'eval_chunks']
 
 # %% ../nbs/14_sdxl.ipynb #0fbcb290
 SDXL_TEACHER = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -82,21 +83,80 @@ def sdxl_uncond(cond: dict) -> dict:
     return {**cond, "prompt_embeds": torch.zeros_like(cond["prompt_embeds"]), "text_embeds": torch.zeros_like(cond["text_embeds"])}
 
 # %% ../nbs/14_sdxl.ipynb #d80dd23f
+_NULL_TEXT = {"", "nan", "none", "null", "<na>"}    # what pandas / img2dataset write for a missing caption
+
+def caption_problem(text) -> str | None:
+    "Why a caption cannot be trained on (None, NaN, not a string, empty or a null-like word), or None."
+    if not isinstance(text, str): return f"caption is {'null' if text is None else repr(text)}"
+    if text.strip().lower() in _NULL_TEXT: return f"caption is {'empty' if not text.strip() else repr(text)}"
+    return None
+
+def image_problem(path) -> str | None:
+    "Why the image file at path cannot be trained on, or None. Cheap: headers, plus a truncation check per format."
+    from PIL import Image, UnidentifiedImageError
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0: return "empty file"
+        with Image.open(path) as im:
+            w, h = im.size
+            if not (w and h): return f"image of size {w}x{h}"
+            if im.format == "JPEG":        # entropy-coded data cannot hold FF D9: no end-of-image marker near the end ...
+                with open(path, "rb") as f:
+                    f.seek(max(0, size - 4096))
+                    if b"\xff\xd9" not in f.read():   # ... is a cut file, or one with a long trailer: decode to tell
+                        im.draft("RGB", (w // 8, h // 8))
+                        try: im.load()
+                        except OSError as e: return f"truncated JPEG ({e})"
+            elif im.format == "PNG": im.verify()     # reads every chunk up to IEND
+            elif im.format == "WEBP":                # the RIFF header states the file's length
+                with open(path, "rb") as f: head = f.read(12)
+                if int.from_bytes(head[4:8], "little") + 8 > size: return "truncated WebP (shorter than its RIFF size)"
+            else: im.load()                          # rarer formats (GIF, BMP, TIFF, ...): decode them
+    except FileNotFoundError: return "missing file"
+    except UnidentifiedImageError: return "not an image PIL can read"
+    except Exception as e: return f"unreadable ({type(e).__name__}: {e})"
+    return None
+
 class ImageCaptionFolder(torch.utils.data.Dataset):
-    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; resize and center crop."
-    def __init__(self, root, resolution: int = 1024):
+    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; every row checked; resize and center crop."
+    def __init__(self, root, resolution: int = 1024, skip_bad: bool = False, progress: bool = True, show: int = 20):
+        import warnings
+        from concurrent.futures import ThreadPoolExecutor
+        from PIL import Image
+        from tqdm.auto import tqdm
         root, self.resolution = Path(root), int(resolution)
         layout = "images plus metadata.csv or metadata.jsonl with columns file_name and text"
         if not root.is_dir(): raise FileNotFoundError(f"data={str(root)!r} is not a folder; expected {layout}")
         if (root / "metadata.jsonl").exists():
-            rows = [json.loads(l) for l in (root / "metadata.jsonl").read_text().splitlines() if l.strip()]
+            rows = []
+            for n, l in enumerate((root / "metadata.jsonl").read_text().splitlines(), 1):
+                if not l.strip(): continue
+                try: rows.append(json.loads(l))
+                except json.JSONDecodeError as e: raise ValueError(f"data={str(root)!r}: metadata.jsonl line {n} is not JSON ({e})") from None
+                if not isinstance(rows[-1], dict): raise ValueError(f"data={str(root)!r}: metadata.jsonl line {n} is not an object: {l[:80]}")
         elif (root / "metadata.csv").exists():
             with open(root / "metadata.csv", newline="") as f: rows = list(csv.DictReader(f))
         else: raise FileNotFoundError(f"data={str(root)!r} has no metadata.csv or metadata.jsonl; expected {layout}")
         if not rows: raise ValueError(f"data={str(root)!r}: the metadata file lists no images")
         if not {"file_name", "text"} <= set(rows[0]): raise ValueError(f"data={str(root)!r}: the metadata needs columns file_name and text, has {sorted(rows[0])}")
-        missing = [r["file_name"] for r in rows if not (root / r["file_name"]).exists()]
-        if missing: raise FileNotFoundError(f"data={str(root)!r}: {len(missing)} listed images are missing, e.g. {missing[:3]}")
+        # Every row is checked now, before any model is loaded: a broken download must not stop a run hours in.
+        names = [r.get("file_name") if isinstance(r.get("file_name"), str) and r.get("file_name") else None for r in rows]
+        with warnings.catch_warnings(), ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = list(tqdm(pool.map(lambda n: image_problem(root / n) if n else "file_name is null", names), total=len(rows),
+                            desc="checking images", unit="img", delay=1, disable=not progress))
+        why = ["; ".join(p for p in (im, caption_problem(r.get("text"))) if p) for r, im in zip(rows, img)]
+        bad = [(n or f"row {i + 1}", w) for i, (n, w) in enumerate(zip(names, why)) if w]
+        self.skipped = bad if skip_bad else []                   # (file name, reason) of the rows left out
+        if bad:
+            listing = "\n".join(f"  {n}: {why}" for n, why in bad[:show]) + (f"\n  ... and {len(bad) - show} more" if len(bad) > show else "")
+            head = f"data={str(root)!r}: {len(bad)} of {len(rows)} rows have a bad image or caption"
+            if not skip_bad or len(bad) == len(rows):
+                raise ValueError(f"{head}:\n{listing}\nFix or remove these rows of the metadata file, or skip them "
+                                 f"(skip_bad_data=True; ImageCaptionFolder(skip_bad=True))")
+            warnings.warn(f"{head}; skipping them (skip_bad_data=True):\n{listing}", stacklevel=2)
+            rows = [r for r, w in zip(rows, why) if not w]
         self.root, self.rows = root, rows
 
     def __len__(self): return len(self.rows)
@@ -104,13 +164,16 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from PIL import Image
         r = self.rows[i]
-        img = Image.open(self.root / r["file_name"]).convert("RGB")
+        try: img = Image.open(self.root / r["file_name"]).convert("RGB")
+        except Exception as e: raise OSError(f"{self.root / r['file_name']}: {type(e).__name__}: {e}") from e  # name the file
         h, w, res = img.height, img.width, self.resolution
         s = res / min(h, w)
         nh, nw = max(res, round(h * s)), max(res, round(w * s))
-        img = img.resize((nw, nh), Image.BICUBIC)
         top, left = (nh - res) // 2, (nw - res) // 2
-        img = img.crop((left, top, left + res, top + res))
+        # Resize only the crop's box: the same pixels as resizing the whole image, then cropping (to rounding), but
+        # without the huge intermediate image of an extreme aspect ratio (1000x20 at 1024 px: 51200x1024).
+        sx, sy = w / nw, h / nh
+        img = img.resize((res, res), Image.BICUBIC, box=(left * sx, top * sy, (left + res) * sx, (top + res) * sy))
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1
         return dict(pixels=x, text=r["text"], original_size=(h, w), crop_top_left=(top, left))
 
