@@ -22,7 +22,7 @@ PRESETS = {
     # gradient norm clipped to 1, 250 steps, fp16, 1024 px.
     "sdxl-paper": dict(num_intervals=100, guidance_scale=9.0, lr=1e-4, weight_decay=1e-2, batch_size=16, max_steps=250,
                        lora_rank=64, mixed_precision="fp16", ema_decay=0.95, checkpoint_every=50, eval_every=0,
-                       num_eval=500, resolution=1024, gradient_checkpointing=True,
+                       num_eval=0, resolution=1024, gradient_checkpointing=True,
                        teacher="stabilityai/stable-diffusion-xl-base-1.0", vae="madebyollin/sdxl-vae-fp16-fix",
                        eval_batch_size=16, max_grad_norm=1.0, num_workers=4),
 }
@@ -56,16 +56,17 @@ class TrainConfig:
     eval_steps: list = field(default_factory=lambda: [1, 2, 4])  # student sampling steps to evaluate
     checkpoint_every: int = None     # steps between checkpoints (and one at the end)
     eval_every: int = None           # steps between evaluations logged for training curves; 0 = only at the end
-    num_eval: int = None             # evaluation samples (fixed noise, classes cycling)
+    num_eval: int = None             # evaluation samples (fixed noise; classes / captions cycling); sdxl-paper: 0 = every caption (the paper)
     size: int = None                 # digits: image size (8, 16, ...)
     teacher: str = None              # digits: path, "" = runs/<preset>/teacher (trained when missing); sdxl: path or hub id
     teacher_steps: int = None        # digits: steps when the teacher has to be trained
     assets_dir: str = ""             # teacher references, classifier, init_noise.pt; "" = runs/<preset>
     data: str = ""                   # sdxl: image-caption folder (images + metadata.csv / metadata.jsonl)
+    skip_bad_data: bool = False      # sdxl: leave out rows whose image or caption is broken (one warning) instead of stopping
     vae: str = None                  # sdxl: VAE path or hub id; "" = the teacher's own
     resolution: int = None           # sdxl: training and sampling resolution in pixels
     gradient_checkpointing: bool = None  # sdxl: trade compute for memory in the UNet
-    eval_batch_size: int = None      # sdxl: batch size of evaluation sampling and decoding
+    eval_batch_size: int = None      # sdxl: batch size of evaluation sampling and decoding; also the chunk size of the cached teacher reference (changing it recomputes the reference)
     num_workers: int = None          # sdxl: DataLoader processes that decode training images; 0 = the training process
     metrics_weights: dict = field(default_factory=dict)  # sdxl: local paths / ids for metric networks
 
@@ -96,7 +97,7 @@ class TrainConfig:
             import torch
             if not torch.cuda.is_available(): bad("mixed_precision", "'no' or 'bf16' without a GPU ('fp16' needs CUDA)")
         ints = dict(num_intervals=1, lora_rank=0, batch_size=1, max_steps=0, checkpoint_every=1, eval_every=0,
-                    num_eval=2, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1, num_workers=0)
+                    num_eval=0, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1, num_workers=0)
         for k, lo in ints.items():
             v = getattr(self, k)
             if v is None and k in ("size", "teacher_steps", "resolution", "eval_batch_size", "num_workers"): continue  # other preset's
@@ -123,6 +124,9 @@ class TrainConfig:
         if ts is not None and ts != "all" and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 1):
             bad("target_steps", "None (from loss), a positive integer, or 'all'")
         if not isinstance(self.resume, bool): bad("resume", "True or False")
+        if not isinstance(self.skip_bad_data, bool): bad("skip_bad_data", "True or False")
+        if self.num_eval == 1 or (self.num_eval == 0 and self.preset != "sdxl-paper"):
+            bad("num_eval", "an integer >= 2 (sdxl-paper: 0 = every caption of data)")
         if isinstance(self.eval_steps, str):       # papermill -p eval_steps "1,2,4" or "[1, 2, 4]"
             try: self.eval_steps = list(ast.literal_eval(self.eval_steps if "[" in self.eval_steps else f"[{self.eval_steps}]"))
             except (ValueError, SyntaxError): bad("eval_steps", "a list of integers, e.g. [1, 2, 4]")

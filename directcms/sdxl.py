@@ -184,7 +184,8 @@ class SDXLPreset:
 
     def __init__(self, cfg, progress: bool = True):
         self.cfg, self.assets = cfg, Path(cfg.assets_dir)
-        self.data = ImageCaptionFolder(cfg.data, cfg.resolution)                 # the cheap checks first
+        self.data = ImageCaptionFolder(cfg.data, cfg.resolution, skip_bad=cfg.skip_bad_data,   # the cheap checks first
+                                       progress=progress)
         self.c = load_sdxl(cfg.teacher, cfg.vae, DTYPES[cfg.mixed_precision])
         self.teacher_net, self.alphas_cumprod = self.c.unet, self.c.alphas_cumprod
         if cfg.gradient_checkpointing: self.teacher_net.enable_gradient_checkpointing()

@@ -201,12 +201,14 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     params = [p for p in student.parameters() if p.requires_grad]      # fp32 (build_student)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     student, opt = acc.prepare(student, opt)
+    lean = any(not p.requires_grad for p in student.parameters())    # LoRA: checkpoints keep the adapters alone
+    if lean: acc.register_save_state_pre_hook(_keep_trainable)
     preset.to(acc.device)
     if ema is not None: ema.to(acc.device); acc.register_for_checkpointing(ema)
     ckpt, start = latest_checkpoint(out) if cfg.resume else (None, 0)
     log_path = out / "log.jsonl"
     if ckpt is not None:
-        acc.load_state(str(ckpt))
+        acc.load_state(str(ckpt), strict=not lean)     # a lean checkpoint holds no frozen weights
         if acc.is_main_process: _truncate_log(log_path, start); print(f"resumed from {ckpt}")
     elif acc.is_main_process and log_path.exists(): log_path.unlink()
     grid = timestep_grid(len(preset.alphas_cumprod), cfg.num_intervals).to(acc.device)
@@ -265,6 +267,13 @@ def _tensorboard(out):
     except Exception: return None
     return SummaryWriter(str(out / "tensorboard"))
 
+def _keep_trainable(models, weights, output_dir):
+    "accelerate save hook: keep only trainable weights (an SDXL LoRA checkpoint is megabytes, not the frozen UNet's 5 GB)."
+    for m, w in zip(models, weights):
+        keep = {n for n, p in m.named_parameters() if p.requires_grad}
+        for k in [k for k in w if k not in keep]: del w[k]
+
+
 # %% ../nbs/10_training.ipynb #faf967be
 @torch.no_grad()
 def evaluate(cfg, preset, student, teacher_eps, acc=None, shard: bool = False) -> tuple[dict, dict]:
@@ -307,7 +316,7 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     log = [row for row in _read_log(out / "log.jsonl")]
     secs = sum(row["sec"] for row in log)
     result = dict(loss=cfg.loss, config=cfg.to_dict(),
-                  train=dict(steps=r["steps"], seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
+                  train=dict(steps=r["steps"], processes=acc.num_processes, seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
                              teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0),
                   eval=metrics, teacher=extra["reference"]["metrics"])
     _atomic_json(result, out / "metrics.json")

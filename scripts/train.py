@@ -1,8 +1,9 @@
 """Run the main job as a script, for `accelerate launch` over several processes or GPUs (papermill runs one process).
 
     accelerate launch scripts/train.py loss=direct preset=sdxl-paper teacher=weights/sdxl data=data/laion
-    accelerate launch --cpu --num_processes 2 scripts/train.py loss=cm max_steps=10
+    ACCELERATE_USE_CPU=true torchrun --standalone --nproc_per_node 2 scripts/train.py loss=cm max_steps=10   # 2 CPU processes
 
+(`accelerate launch --cpu --num_processes 2` starts a single process: use torchrun for several on CPUs.)
 Each argument is name=value with the parameters of nbs/train.ipynb; values are read as Python literals when they
 parse (10, 1e-4, True, [1, 2, 4]) and as strings otherwise. Every process trains on its own shard of each step's
 randomness, and the Direct CM target is computed per process on its own batch.

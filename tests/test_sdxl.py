@@ -104,11 +104,12 @@ def test_accelerate_launch_two_processes_cpu(tmp_path):
     out = tmp_path / "ddp"
     args = ["loss=direct", "max_steps=3", "batch_size=4", "num_intervals=10", "num_eval=16", "teacher_steps=20",
             "eval_every=0", "checkpoint_every=2", f"assets_dir={tmp_path / 'assets'}", f"output_dir={out}"]
-    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-                        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    # torchrun starts two real gloo processes (`accelerate launch --cpu --num_processes 2` would start only one)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         str(ROOT / "scripts" / "train.py"), *args],
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"})
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["train"]["steps"] == 3
+    assert m["train"]["steps"] == 3 and m["train"]["processes"] == 2
     assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1, 2, 3]

@@ -154,13 +154,14 @@ for n, p in student.named_parameters():              # a student that differs fr
 preset.to(acc.device); student.to(acc.device)
 metrics, extra = evaluate(cfg, preset, student, teacher_eps, acc, shard=True)
 if acc.is_main_process:
-    json.dump(dict(eval=metrics, teacher=extra["reference"]["metrics"], first=extra["samples"][2][:2].tolist()), open(sys.argv[2], "w"))
+    json.dump(dict(processes=acc.num_processes, eval=metrics, teacher=extra["reference"]["metrics"], first=extra["samples"][2][:2].tolist()), open(sys.argv[2], "w"))
 '''
 
 
 def test_two_processes_give_the_metrics_of_one(tiny_sdxl, metric_weights, tmp_path):
     (tmp_path / "ev.py").write_text(SCRIPT)
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # torchrun starts two real gloo processes (`accelerate launch --cpu --num_processes 2` would start only one)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "true"}
     res = {}
     for procs in (1, 2):
         d = tmp_path / f"p{procs}"
@@ -168,8 +169,7 @@ def test_two_processes_give_the_metrics_of_one(tiny_sdxl, metric_weights, tmp_pa
              "num_eval": 6, "eval_batch_size": 2, "eval_steps": [1, 2]}
         d.mkdir(); (d / "params.json").write_text(json.dumps(p))
         launch = ([sys.executable] if procs == 1 else
-                  [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no"])
+                  [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
         r = subprocess.run([*launch, str(tmp_path / "ev.py"), str(d / "params.json"), str(d / "res.json")],
                            capture_output=True, text=True, timeout=900, env=env)
         assert r.returncode == 0, r.stderr[-3000:]
@@ -177,6 +177,7 @@ def test_two_processes_give_the_metrics_of_one(tiny_sdxl, metric_weights, tmp_pa
         assert sorted(int(f.stem) for f in (d / "out" / "images" / "2_steps").glob("*.jpg")) == list(range(6))
         assert len(list((d / "assets").glob("teacher_*/chunks/*.pt"))) == 3
     one, two = res[1], res[2]
+    assert (one["processes"], two["processes"]) == (1, 2)                  # the sharded run really had two processes
     assert one["eval"].keys() == two["eval"].keys() == {"1", "2"}
     for part in ("eval", "teacher"):
         for k, blk in one[part].items():

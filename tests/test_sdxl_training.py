@@ -110,6 +110,11 @@ def test_resume_with_workers_equals_uninterrupted(tiny_sdxl, tmp_path):
     w = _trainable(r["student"])
     assert w.keys() == full.keys() and all(torch.equal(w[k], full[k]) for k in w)
     assert [row["loss"] for row in _log(part.output_dir)] == [row["loss"] for row in _log(tmp_path / "full")]
+    # the checkpoint holds the trainable LoRA weights alone, not the frozen UNet (5 GB at SDXL size)
+    from safetensors.torch import load_file
+    ckpt = sorted((Path(part.output_dir) / "checkpoints").glob("step-*"))[-1]
+    saved = load_file(str(ckpt / "model.safetensors"))
+    assert saved and all("lora_" in k for k in saved) and len(saved) == len(full)
 
 def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
     "Two processes: batch_size 4 is 2 images per process, clipped, decoded by a worker each; 3 fails before loading."
