@@ -15,7 +15,8 @@ from .guidance import null_class
 
 # %% auto #0
 __all__ = ['GaussianMixture', 'ring_mixture', 'cfg_eps_at', 'sigma_tilde', 'reference_solve', 'mean_log_likelihood',
-           'mode_coverage', 'sliced_wasserstein', 'reference_samples', 'timestep_embedding', 'MLPEps', 'fit_to_teacher']
+           'mode_coverage', 'sliced_wasserstein', 'reference_samples', 'timestep_embedding', 'MLPEps', 'fit_to_teacher',
+           'EnsembleMLPEps']
 
 # %% ../nbs/13_analytic.ipynb #a2184c2f
 def _col(v, x):
@@ -254,3 +255,37 @@ def fit_to_teacher(mlp: nn.Module, teacher: Callable, gmm: GaussianMixture, step
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         losses.append(loss.item())
     return losses
+
+# %% ../nbs/13_analytic.ipynb #e5a1c0d2
+class EnsembleMLPEps(nn.Module):
+    "M `MLPEps` of one architecture as one module: parameters stacked on a leading member dimension, forward by batched matmuls."
+    def __init__(self, mlps: list[MLPEps]):
+        super().__init__()
+        spec = lambda m: (type(m), m.num_classes, m.temb_dim, [(n, p.shape, p.dtype, p.device) for n, p in m.named_parameters()])
+        if not mlps or any(spec(m) != spec(mlps[0]) for m in mlps):
+            raise ValueError("EnsembleMLPEps needs a non-empty list of MLPEps of one architecture, dtype and device")
+        m0 = mlps[0]
+        self.num_classes, self.temb_dim, self.depth, self.size = m0.num_classes, m0.temb_dim, len(m0.hidden) + 1, len(mlps)
+        self.p = nn.ParameterDict({n.replace(".", "_"): nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach()
+                                                                                  for m in mlps]))
+                                   for n, _ in m0.named_parameters()})
+
+    def forward(self, x, t, y, members=None):
+        "eps of member m on x[m] (M, B, ...) at integer timesteps t (M, B) with class labels y (M, B) (num_classes = null); `members`: indices of a subset, one per row of x."
+        p = dict(self.p) if members is None else {n: v[torch.as_tensor(members, device=v.device)] for n, v in self.p.items()}
+        M, B, dt = x.shape[0], x.shape[1], p["out_weight"].dtype
+        if M != len(p["out_weight"]): raise ValueError(f"x has {M} members, the ensemble (or subset) {len(p['out_weight'])}")
+        lin = lambda h, n: torch.baddbmm(p[f"{n}_bias"].unsqueeze(1), h, p[f"{n}_weight"].transpose(1, 2))   # nn.Linear per member
+        u, inv = torch.unique(t.reshape(-1), return_inverse=True)             # few distinct timesteps: embed each once
+        temb = timestep_embedding(u, self.temb_dim).to(dt)[inv].view(M, B, -1)
+        h = lin(torch.cat([x.reshape(M, B, -1).to(dt), temb], -1), "inp")
+        h = h + p["cls_weight"][torch.arange(M, device=x.device)[:, None], y.long()]
+        for i in range(self.depth - 1): h = h + lin(F.silu(h), f"hidden_{i}")
+        return lin(F.silu(h), "out").reshape(x.shape).to(x.dtype)
+
+    @torch.no_grad()
+    def write_to(self, mlps: list[MLPEps]):
+        "Copy member i's parameters into mlps[i] (in place)."
+        if len(mlps) != self.size: raise ValueError(f"{len(mlps)} MLPEps for {self.size} members")
+        for i, m in enumerate(mlps):
+            for n, q in m.named_parameters(): q.copy_(self.p[n.replace(".", "_")][i])

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from .analytic import (GaussianMixture, ring_mixture, cfg_eps_at, reference_solve, mean_log_likelihood,
-                                mode_coverage, sliced_wasserstein, MLPEps, fit_to_teacher)
+                                mode_coverage, sliced_wasserstein, MLPEps, EnsembleMLPEps, fit_to_teacher)
 from .guidance import cfg_eps, null_class
-from .parameterization import ConsistencyModel
+from .parameterization import ConsistencyModel, consistency_function
 from .losses import consistency_distillation_loss
 from .sampling import cm_sample, teacher_sample
-from .schedules import timestep_grid
+from .schedules import timestep_grid, alpha_sigma, bcast
 from .solvers import ddim_step
 from .evaluation import atomic_write
 from .report import _plt
@@ -23,10 +23,10 @@ from .report import _plt
 # %% auto #0
 __all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
            'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
-           'distill', 'analytic_group', 'analytic_experiment', 'analytic_grid', 'run_analytic_sweep', 'digits_configs',
-           'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten', 'k_order', 'mean_se', 'compare', 'verdict',
-           'null_tail', 'chance_worse', 'chance_sentence', 'tally', 'summary', 'write_csv', 'markdown_table',
-           'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
+           'distill', 'analytic_group', 'analytic_experiment', 'distill_ensemble', 'analytic_grid',
+           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten',
+           'k_order', 'mean_se', 'compare', 'verdict', 'null_tail', 'chance_worse', 'chance_sentence', 'tally',
+           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
 
 # %% ../nbs/15_science.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -135,8 +135,8 @@ def distill(student, teacher_eps, gmm, N, k, steps, batch_size, lr, seed) -> lis
         losses.append(loss.item())
     return losses
 
-def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False) -> list[dict]:
-    "Run the experiments that share (d, w, width, seed) and every other setting but N and k: one fit, one reference set, resumable JSONs (Vouitsis et al. 2024)."
+def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False, ensemble: bool = True) -> list[dict]:
+    "Run the experiments that share (d, w, width, seed) and every other setting but N and k: one fit, one reference set, resumable JSONs; `ensemble`: distil the runs to do as one batched model (`distill_ensemble`, same numbers) (Vouitsis et al. 2024)."
     settings_list = [analytic_settings(**s) for s in settings_list]
     shared = {k: v for k, v in settings_list[0].items() if k not in ("N", "k")}
     if any({k: v for k, v in s.items() if k not in ("N", "k")} != shared for s in settings_list):
@@ -159,7 +159,12 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
         fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
         init_state, fit_seconds = {k: v.clone() for k, v in mlp.state_dict().items()}, time.time() - t0
         teacher_cache, ac = {}, gmm.alphas_cumprod
-        for s in todo:
+        if ensemble:                                                          # every run to do at once, same numbers
+            mlps, t1 = [copy.deepcopy(mlp) for _ in todo], time.time()
+            ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=seed) for s in todo],
+                                          sh["train_steps"], sh["batch_size"], sh["lr"])
+            ens_secs = (time.time() - t1) / len(todo)
+        for i, s in enumerate(todo):
             N, k = s["N"], s["k"]
             if N not in teacher_cache:
                 tx = teacher_sample(teacher_eps, refset["noise"], ac, N, "ddim", dict(y=refset["y"]))
@@ -170,11 +175,13 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
                 teacher_cache[N] = (tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
                                              init=_student_eval(init, gmm, refset, tx, N, seed, w)[0]), tref)
             tx, extra, tref = teacher_cache[N]
-            mlp.load_state_dict(init_state)
-            student = ConsistencyModel(mlp, ac).train()
-            t1 = time.time()
-            losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
-            secs = time.time() - t1
+            if ensemble: student, losses, secs = ConsistencyModel(mlps[i], ac).train(), ens_losses[i], ens_secs
+            else:
+                mlp.load_state_dict(init_state)
+                student = ConsistencyModel(mlp, ac).train()
+                t1 = time.time()
+                losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
+                secs = time.time() - t1
             student.eval()
             metrics, samples = _student_eval(student, gmm, refset, tx, N, seed, w)
             one = samples[1]                                                  # 1 step: no noise is drawn
@@ -203,6 +210,68 @@ def analytic_experiment(runs_dir=None, cache_dir=None, **settings) -> dict:
         import tempfile
         with tempfile.TemporaryDirectory() as tmp: return analytic_group([settings], tmp, cache_dir)[0]
     return analytic_group([settings], runs_dir, cache_dir)[0]
+
+# %% ../nbs/15_science.ipynb #b7e3a9f2
+def _teacher_targets(eps_fn, x, start, N: int, steps, timesteps, alphas_cumprod, cond):
+    "{s: state after min(s, N - start_i) teacher DDIM steps from timesteps[start_i]} for every s in steps: `solve_between`'s passes, run once to the longest."
+    n = (N - start).clamp(max=max(steps))
+    x, want, out = x.clone(), set(steps), {}
+    for r in range(int(n.max()) if len(n) else 0):
+        idx = (n > r).nonzero().squeeze(1)                  # samples that still have an r-th step to take
+        j = start[idx] + r
+        x[idx] = ddim_step(eps_fn, x[idx], timesteps[j], timesteps[j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+        if r + 1 in want: out[r + 1] = x.clone()
+    return {s: out.get(s, x) for s in want}                 # beyond every sample's last step: the final states
+
+def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], steps, batch_size, lr) -> list[list[float]]:
+    "`distill` of many students as one batched model: member i = dict(N, k, seed) trains ConsistencyModel(mlps[i]) in place to the weights and losses `distill` gives it alone (float rounding); returns each member's losses."
+    if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
+    for m in members:
+        k = m["k"]
+        if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
+    M, B, ac = len(mlps), batch_size, gmm.alphas_cumprod
+    ens = EnsembleMLPEps(mlps)
+    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))    # as distill
+    nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]        # teacher steps before the N clamp
+    streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
+    gens = {sn: _gen(sn[0], 3) for sn in streams}
+    grids = {n: timestep_grid(len(ac), n) for _, n in streams}
+    by_N = {n: [sn for sn in streams if sn[1] == n] for n in grids}
+    losses = []
+    for _ in range(steps):
+        draw = {}
+        for (seed, N), g in gens.items():                   # distill's draws, in its order
+            x0, y = gmm.sample(B, generator=g)
+            start = torch.randint(0, N, (B,), generator=g)
+            noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+            a, s = alpha_sigma(grids[N][start], ac)
+            draw[seed, N] = (bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start)
+        tgt = {}
+        with torch.no_grad():                               # one teacher solve per N for all its streams and k
+            for N, sns in by_N.items():
+                x_t, y, start = (torch.cat(v) for v in zip(*(draw[sn] for sn in sns)))
+                ks = {n for m, n in zip(members, nsteps) if m["N"] == N}
+                snap = _teacher_targets(teacher_eps, x_t, start, N, ks, grids[N], ac, dict(y=y))
+                for j, sn in enumerate(sns): tgt.update({(*sn, n): snap[n][j * B:(j + 1) * B] for n in ks})
+        pick = lambda j: torch.cat([draw[m["seed"], m["N"]][j] for m in members])
+        x_t, y, start = pick(0), pick(1), pick(2)
+        t = torch.cat([grids[m["N"]][draw[m["seed"], m["N"]][2]] for m in members])
+        t_stop = torch.cat([grids[m["N"]][(draw[m["seed"], m["N"]][2] + n).clamp(max=m["N"])] for m, n in zip(members, nsteps)])
+        x_stop = torch.cat([tgt[m["seed"], m["N"], n] for m, n in zip(members, nsteps)])
+        shape = (M, B, *x_t.shape[1:])
+        with torch.no_grad():                               # online target: the student itself, stop-gradient
+            live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
+            eps = torch.zeros(shape, dtype=x_t.dtype)
+            if len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
+            eps = eps.view(x_t.shape)
+            target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
+        pred = consistency_function(ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
+        per = (pred - target).float().view(M, B, -1).pow(2).mean(2).mean(1)    # each member's l2 `distance`, batch mean
+        opt.zero_grad(); per.sum().backward(); opt.step(); sched.step()
+        losses.append(per.detach())
+    ens.write_to(mlps)
+    return torch.stack(losses, 1).tolist() if losses else [[] for _ in mlps]
 
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
