@@ -212,14 +212,13 @@ def analytic_experiment(runs_dir=None, cache_dir=None, **settings) -> dict:
     return analytic_group([settings], runs_dir, cache_dir)[0]
 
 # %% ../nbs/15_science.ipynb #b7e3a9f2
-def _teacher_targets(eps_fn, x, start, N: int, steps, timesteps, alphas_cumprod, cond):
-    "{s: state after min(s, N - start_i) teacher DDIM steps from timesteps[start_i]} for every s in steps: `solve_between`'s passes, run once to the longest."
-    n = (N - start).clamp(max=max(steps))
+def _teacher_targets(eps_fn, x, start, n, grids, alphas_cumprod, cond, steps):
+    "{s: state after min(s, n_i) teacher DDIM steps from grids[i, start_i] along row i of grids} for every s in steps: `solve_between`'s passes with a grid per sample, run once to the longest."
     x, want, out = x.clone(), set(steps), {}
     for r in range(int(n.max()) if len(n) else 0):
         idx = (n > r).nonzero().squeeze(1)                  # samples that still have an r-th step to take
         j = start[idx] + r
-        x[idx] = ddim_step(eps_fn, x[idx], timesteps[j], timesteps[j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+        x[idx] = ddim_step(eps_fn, x[idx], grids[idx, j], grids[idx, j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
         if r + 1 in want: out[r + 1] = x.clone()
     return {s: out.get(s, x) for s in want}                 # beyond every sample's last step: the final states
 
@@ -235,34 +234,34 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))    # as distill
     nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]        # teacher steps before the N clamp
     streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
+    pos = {sn: i for i, sn in enumerate(streams)}
     gens = {sn: _gen(sn[0], 3) for sn in streams}
     grids = {n: timestep_grid(len(ac), n) for _, n in streams}
-    by_N = {n: [sn for sn in streams if sn[1] == n] for n in grids}
+    longest = {n: max(s for m, s in zip(members, nsteps) if m["N"] == n) for n in grids}   # teacher steps needed per N
+    L = max(grids) + 1                                      # every stream's rows carry its grid, padded with -1
+    row_grids = torch.cat([torch.cat([grids[n], grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
     losses = []
     for _ in range(steps):
-        draw = {}
+        draw = []
         for (seed, N), g in gens.items():                   # distill's draws, in its order
             x0, y = gmm.sample(B, generator=g)
             start = torch.randint(0, N, (B,), generator=g)
             noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
             a, s = alpha_sigma(grids[N][start], ac)
-            draw[seed, N] = (bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start)
-        tgt = {}
-        with torch.no_grad():                               # one teacher solve per N for all its streams and k
-            for N, sns in by_N.items():
-                x_t, y, start = (torch.cat(v) for v in zip(*(draw[sn] for sn in sns)))
-                ks = {n for m, n in zip(members, nsteps) if m["N"] == N}
-                snap = _teacher_targets(teacher_eps, x_t, start, N, ks, grids[N], ac, dict(y=y))
-                for j, sn in enumerate(sns): tgt.update({(*sn, n): snap[n][j * B:(j + 1) * B] for n in ks})
-        pick = lambda j: torch.cat([draw[m["seed"], m["N"]][j] for m in members])
-        x_t, y, start = pick(0), pick(1), pick(2)
-        t = torch.cat([grids[m["N"]][draw[m["seed"], m["N"]][2]] for m in members])
-        t_stop = torch.cat([grids[m["N"]][(draw[m["seed"], m["N"]][2] + n).clamp(max=m["N"])] for m, n in zip(members, nsteps)])
-        x_stop = torch.cat([tgt[m["seed"], m["N"], n] for m, n in zip(members, nsteps)])
+            draw.append((bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start, (N - start).clamp(max=longest[N])))
+        x_s, y_s, start_s, n_s = (torch.cat(v) for v in zip(*draw))
+        with torch.no_grad():                               # one teacher solve for every stream and k
+            snap = _teacher_targets(teacher_eps, x_s, start_s, n_s, row_grids, ac, dict(y=y_s), set(nsteps))
+        rows = torch.cat([torch.arange(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members])
+        x_t, y, start = x_s[rows], y_s[rows], start_s[rows]
+        x_stop = torch.cat([snap[s][pos[m["seed"], m["N"]] * B:(pos[m["seed"], m["N"]] + 1) * B] for m, s in zip(members, nsteps)])
+        N_m = torch.tensor([m["N"] for m in members]).repeat_interleave(B)
+        t = row_grids[rows, start]
+        t_stop = row_grids[rows, torch.minimum(start + torch.tensor(nsteps).repeat_interleave(B), N_m)]
         shape = (M, B, *x_t.shape[1:])
         with torch.no_grad():                               # online target: the student itself, stop-gradient
             live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
-            eps = torch.zeros(shape, dtype=x_t.dtype)
+            eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
             if len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
             eps = eps.view(x_t.shape)
             target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)

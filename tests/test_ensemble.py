@@ -77,16 +77,23 @@ def test_ensemble_write_to_and_checks():
 
 
 def test_teacher_targets_are_solve_between(gmm3):
-    N, B = 10, 40
-    grid, ac = timestep_grid(1000, N), gmm3.alphas_cumprod
+    "Rows on two grids (N = 10 and 25) in one solve; each k-step state is solve_between's on the row's own grid."
+    B, ac = 30, gmm3.alphas_cumprod
     teacher = cfg_eps(gmm3.eps_model, 2.0, null_class(gmm3.num_classes))
-    x = torch.randn(B, 3, dtype=torch.float64, generator=gen(5))
-    start = torch.randint(0, N, (B,), generator=gen(6))
-    y = torch.randint(0, 3, (B,), generator=gen(7))
-    snap = _teacher_targets(teacher, x, start, N, {1, 3, 7, 12}, grid, ac, dict(y=y))
+    x = torch.randn(2 * B, 3, dtype=torch.float64, generator=gen(5))
+    y = torch.randint(0, 3, (2 * B,), generator=gen(7))
+    g10, g25 = timestep_grid(1000, 10), timestep_grid(1000, 25)
+    grids = torch.cat([torch.cat([g10, torch.full((15,), -1)]).expand(B, 26), g25.expand(B, 26)])
+    start = torch.cat([torch.randint(0, 10, (B,), generator=gen(6)), torch.randint(0, 25, (B,), generator=gen(8))])
+    longest = 12
+    n = (torch.tensor([10] * B + [25] * B) - start).clamp(max=longest)
+    snap = _teacher_targets(teacher, x, start, n, grids, ac, dict(y=y), {1, 3, 7, 12})
+    assert set(snap) == {1, 3, 7, 12}
     for s, v in snap.items():
-        ref = solve_between(teacher, x, start, (start + s).clamp(max=N), grid, ac, "ddim", dict(y=y))
-        assert torch.allclose(v, ref, rtol=0, atol=1e-13), s
+        for rows, N, grid in ((slice(0, B), 10, g10), (slice(B, 2 * B), 25, g25)):
+            ref = solve_between(teacher, x[rows], start[rows], (start[rows] + s).clamp(max=N), grid, ac, "ddim",
+                                dict(y=y[rows]))
+            assert torch.allclose(v[rows], ref, rtol=0, atol=1e-13), (s, N)
 
 
 @pytest.mark.parametrize("w", [1.0, 3.0])
