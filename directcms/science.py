@@ -136,11 +136,12 @@ def distill(student, teacher_eps, gmm, N, k, steps, batch_size, lr, seed) -> lis
     return losses
 
 def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False, ensemble: bool = True) -> list[dict]:
-    "Run the experiments that share (d, w, width, seed) and every other setting but N and k: one fit, one reference set, resumable JSONs; `ensemble`: distil the runs to do as one batched model (`distill_ensemble`, same numbers) (Vouitsis et al. 2024)."
+    "Run the experiments that share (d, w, width) and every other setting but N, k and seed: per seed one fit and one reference set; the runs to do distilled as one batched model (`ensemble`, `distill_ensemble`: the numbers of one-by-one `distill`); resumable JSONs (Vouitsis et al. 2024)."
     settings_list = [analytic_settings(**s) for s in settings_list]
-    shared = {k: v for k, v in settings_list[0].items() if k not in ("N", "k")}
-    if any({k: v for k, v in s.items() if k not in ("N", "k")} != shared for s in settings_list):
-        raise ValueError("analytic_group: the settings must differ only in N and k")
+    free = ("N", "k", "seed")
+    shared = {k: v for k, v in settings_list[0].items() if k not in free}
+    if any({k: v for k, v in s.items() if k not in free} != shared for s in settings_list):
+        raise ValueError("analytic_group: the settings must differ only in N, k and seed")
     runs_dir = Path(runs_dir)
     results, todo = {}, []
     for s in settings_list:
@@ -149,23 +150,26 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
         else: todo.append(s)
     if todo:
         sh = shared
-        d, w, seed = sh["d"], sh["w"], sh["seed"]
+        d, w, ac = sh["d"], sh["w"], None
         gmm = analytic_teacher(d, sh["num_components"], sh["num_classes"], sh["radius"], sh["std"])
-        teacher_eps = cfg_eps(gmm.eps_model, w, null_class(gmm.num_classes))
-        refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
-        t0 = time.time()
-        torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))        # the student's initial weights
-        mlp = MLPEps(d, gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
-        fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
-        init_state, fit_seconds = {k: v.clone() for k, v in mlp.state_dict().items()}, time.time() - t0
-        teacher_cache, ac = {}, gmm.alphas_cumprod
+        teacher_eps, ac = cfg_eps(gmm.eps_model, w, null_class(gmm.num_classes)), gmm.alphas_cumprod
+        seeds = {}                                                            # per seed: reference set, fitted student
+        for seed in dict.fromkeys(s["seed"] for s in todo):
+            refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
+            t0 = time.time()
+            torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))    # the student's initial weights
+            mlp = MLPEps(d, gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
+            fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
+            seeds[seed] = dict(refset=refset, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
+                               fit_seconds=time.time() - t0, teacher_cache={})
         if ensemble:                                                          # every run to do at once, same numbers
-            mlps, t1 = [copy.deepcopy(mlp) for _ in todo], time.time()
-            ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=seed) for s in todo],
+            mlps, t1 = [copy.deepcopy(seeds[s["seed"]]["mlp"]) for s in todo], time.time()
+            ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=s["seed"]) for s in todo],
                                           sh["train_steps"], sh["batch_size"], sh["lr"])
             ens_secs = (time.time() - t1) / len(todo)
         for i, s in enumerate(todo):
-            N, k = s["N"], s["k"]
+            N, k, seed = s["N"], s["k"], s["seed"]
+            refset, mlp, fit, init_state, fit_seconds, teacher_cache = seeds[seed].values()
             if N not in teacher_cache:
                 tx = teacher_sample(teacher_eps, refset["noise"], ac, N, "ddim", dict(y=refset["y"]))
                 other = torch.randn(len(refset["noise"]), d, generator=_gen(seed, 6), dtype=torch.float64)
@@ -282,7 +286,7 @@ def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
             for dd in d for ww in w for wi in width for b in budgets for s in seeds for nn in N for kk in k
             if kk == "all" or kk <= nn]
 
-def _group_key(s): return json.dumps({k: v for k, v in s.items() if k not in ("N", "k")}, sort_keys=True)
+def _group_key(s): return json.dumps({k: v for k, v in s.items() if k not in ("N", "k", "seed")}, sort_keys=True)
 
 def _worker(args):
     torch.set_num_threads(1)               # tiny models: one thread per process beats threads
@@ -299,7 +303,7 @@ def run_analytic_sweep(settings_list: list[dict], runs_dir, workers: int = 1, pr
     groups = {}
     for s in settings_list: groups.setdefault(_group_key(s), []).append(s)
     todo = [g for g in groups.values() if any(not (runs_dir / f"{run_key(s)}.json").exists() for s in g)]
-    refs = {json.dumps([g[0][a] for a in ("d", "w", "seed", "num_eval")]): g[0] for g in todo}
+    refs = {json.dumps([s[a] for a in ("d", "w", "seed", "num_eval")]): s for g in todo for s in g}
     jobs = [(_ref_job, (s, cache_dir)) for s in refs.values()] + [(analytic_group, (g, runs_dir, cache_dir)) for g in todo]
     t0, n_ref = time.time(), len(refs)
     if workers > 1 and len(jobs) > 1:

@@ -141,12 +141,14 @@ def _same(a, b, path=""):
 
 def test_analytic_group_ensemble_same_results_and_resumes(tmp_path):
     tiny = dict(fit_steps=5, train_steps=4, batch_size=16, num_eval=32)
-    group = [dict(d=3, w=3.0, N=N, k=k, width="small", seed=1, **tiny) for N in (10, 20) for k in (1, "all")]
+    group = [dict(d=3, w=3.0, N=N, k=k, width="small", seed=s, **tiny) for s in (1, 2) for N in (10, 20) for k in (1, "all")]
     cache = tmp_path / "cache"
     one = analytic_group(group, tmp_path / "one", cache, ensemble=False)
     ens = analytic_group(group, tmp_path / "ens", cache)                   # ensemble=True is the default
     for a, b in zip(ens, one): _same(a, b)
+    assert len(list((tmp_path / "ens").glob("*.json"))) == len(group)
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == sorted(p.name for p in (tmp_path / "ens").iterdir())
+    with pytest.raises(ValueError): analytic_group(group + [dict(group[0], width="large")], tmp_path / "ens", cache)
     # resumable: a run whose JSON is gone is redone (alone in its ensemble), the others are read back
     files = sorted((tmp_path / "ens").glob("*.json"))
     kept = {f: f.stat().st_mtime_ns for f in files[1:]}
