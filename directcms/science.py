@@ -150,9 +150,9 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
         else: todo.append(s)
     if todo:
         sh = shared
-        d, w, ac = sh["d"], sh["w"], None
+        d, w = sh["d"], sh["w"]
         gmm = analytic_teacher(d, sh["num_components"], sh["num_classes"], sh["radius"], sh["std"])
-        teacher_eps, ac = cfg_eps(gmm.eps_model, w, null_class(gmm.num_classes)), gmm.alphas_cumprod
+        teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod         # = cfg_eps(gmm.eps_model, w, null_class(C))
         seeds = {}                                                            # per seed: reference set, fitted student
         for seed in dict.fromkeys(s["seed"] for s in todo):
             refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
