@@ -266,7 +266,8 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
         with torch.no_grad():                               # online target: the student itself, stop-gradient
             live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
             eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
-            if len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
+            if len(live) == M: eps = ens(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
+            elif len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
             eps = eps.view(x_t.shape)
             target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
         pred = consistency_function(ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
