@@ -244,6 +244,9 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
     longest = {n: max(s for m, s in zip(members, nsteps) if m["N"] == n) for n in grids}   # teacher steps needed per N
     L = max(grids) + 1                                      # every stream's rows carry its grid, padded with -1
     row_grids = torch.cat([torch.cat([grids[n], grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
+    own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]   # member's stream rows
+    rows = torch.cat([torch.arange(r.start, r.stop) for r in own])
+    k_rows, N_rows = (torch.tensor(v).repeat_interleave(B) for v in (nsteps, [m["N"] for m in members]))
     losses = []
     for _ in range(steps):
         draw = []
@@ -256,12 +259,9 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
         x_s, y_s, start_s, n_s = (torch.cat(v) for v in zip(*draw))
         with torch.no_grad():                               # one teacher solve for every stream and k
             snap = _teacher_targets(teacher_eps, x_s, start_s, n_s, row_grids, ac, dict(y=y_s), set(nsteps))
-        rows = torch.cat([torch.arange(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members])
-        x_t, y, start = x_s[rows], y_s[rows], start_s[rows]
-        x_stop = torch.cat([snap[s][pos[m["seed"], m["N"]] * B:(pos[m["seed"], m["N"]] + 1) * B] for m, s in zip(members, nsteps)])
-        N_m = torch.tensor([m["N"] for m in members]).repeat_interleave(B)
-        t = row_grids[rows, start]
-        t_stop = row_grids[rows, torch.minimum(start + torch.tensor(nsteps).repeat_interleave(B), N_m)]
+        x_t, y, start = x_s[rows], y_s[rows], start_s[rows]          # every member's batch, member after member
+        x_stop = torch.cat([snap[s][r] for r, s in zip(own, nsteps)])
+        t, t_stop = row_grids[rows, start], row_grids[rows, torch.minimum(start + k_rows, N_rows)]
         shape = (M, B, *x_t.shape[1:])
         with torch.no_grad():                               # online target: the student itself, stop-gradient
             live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
