@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from .analytic import (GaussianMixture, ring_mixture, cfg_eps_at, reference_solve, mean_log_likelihood,
                                 mode_coverage, sliced_wasserstein, MLPEps, EnsembleMLPEps, fit_to_teacher)
-from .guidance import cfg_eps, null_class
+from .guidance import null_class
 from .parameterization import ConsistencyModel, consistency_function
 from .losses import consistency_distillation_loss
 from .sampling import cm_sample, teacher_sample
