@@ -15,7 +15,8 @@ from .guidance import null_class
 
 # %% auto #0
 __all__ = ['GaussianMixture', 'ring_mixture', 'cfg_eps_at', 'sigma_tilde', 'reference_solve', 'mean_log_likelihood',
-           'mode_coverage', 'sliced_wasserstein', 'reference_samples', 'timestep_embedding', 'MLPEps', 'fit_to_teacher']
+           'mode_coverage', 'sliced_wasserstein', 'reference_samples', 'timestep_embedding', 'MLPEps', 'fit_to_teacher',
+           'EnsembleMLPEps']
 
 # %% ../nbs/13_analytic.ipynb #a2184c2f
 def _col(v, x):
@@ -62,9 +63,10 @@ class GaussianMixture(nn.Module):
         y = torch.as_tensor(y, device=self.means.device).long().expand(n)
         if (y < 0).any() or (y > self.num_classes).any():
             raise ValueError(f"class labels must lie in [0, {self.num_classes}] ({self.num_classes} = null / marginal)")
-        keep = (self.labels[None] == y[:, None]) | (y[:, None] == self.num_classes)
-        lw = lw.masked_fill(~keep, -math.inf)
-        return lw - lw.logsumexp(1, keepdim=True)
+        c = torch.arange(self.num_classes + 1, device=y.device)                # one row per label, then gathered
+        keep = (self.labels[None] == c[:, None]) | (c[:, None] == self.num_classes)
+        lw = lw[:1].expand(len(c), -1).masked_fill(~keep, -math.inf)
+        return (lw - lw.logsumexp(1, keepdim=True))[y]
 
     def sample(self, n: int, y=None, generator=None):
         "n exact samples (x, y): components drawn by weight (within class y when given), then x ~ N(mu_k, s_k^2 I)."
@@ -73,15 +75,20 @@ class GaussianMixture(nn.Module):
         x = self.means[k] + self.stds[k, None] * z
         return x, (self.labels[k] if y is None else torch.as_tensor(y, device=x.device).long().expand(n).clone())
 
-    def _terms(self, x, alpha, sigma, y):
-        "Per-component differences x - alpha mu_k, variances alpha^2 s_k^2 + sigma^2 and log pi_k N(x; .)."
+    def _components(self, x, alpha, sigma):
+        "Per-component differences x - alpha mu_k, variances alpha^2 s_k^2 + sigma^2 and log N(x; .) (no weights)."
         xf = x.to(torch.float64).flatten(1)
         if xf.shape[1] != self.dim: raise ValueError(f"x has {xf.shape[1]} features, the mixture {self.dim}")
         a, s = _col(alpha, xf), _col(sigma, xf)
         var = a**2 * self.stds**2 + s**2                                       # (B, K)
         diff = xf[:, None, :] - a[:, :, None] * self.means                     # (B, K, d)
         logn = -0.5 * (diff.pow(2).sum(-1) / var + self.dim * torch.log(2 * math.pi * var))
-        return diff, var, self.log_weights(y, len(xf)) + logn, s
+        return diff, var, logn, s
+
+    def _terms(self, x, alpha, sigma, y):
+        "Per-component differences x - alpha mu_k, variances alpha^2 s_k^2 + sigma^2 and log pi_k N(x; .)."
+        diff, var, logn, s = self._components(x, alpha, sigma)
+        return diff, var, self.log_weights(y, len(diff)) + logn, s
 
     def log_prob_at(self, x, alpha, sigma, y=None):
         "log p_{alpha,sigma}(x) of the noised mixture alpha x0 + sigma z (class-conditional when y is given)."
@@ -91,11 +98,15 @@ class GaussianMixture(nn.Module):
         "Exact log density of the data distribution, marginal or class-conditional (y = num_classes: marginal)."
         return self.log_prob_at(x, 1.0, 0.0, y)
 
+    @staticmethod
+    def _eps(x, diff, var, logp, s):
+        "eps from the terms: responsibilities (softmax over the K components, taken as dim 0 of the transpose: the same to an ulp and several times faster on CPU than over a short last dim)."
+        resp = logp.t().softmax(0).t()
+        return (s * (resp[..., None] * diff / var[..., None]).sum(1)).reshape(x.shape).to(x.dtype)
+
     def eps_at(self, x, alpha, sigma, y=None):
         "Exact eps = -sigma grad log p_{alpha,sigma}(x) at any continuous level, via softmax responsibilities (0 at sigma = 0)."
-        diff, var, logp, s = self._terms(x, alpha, sigma, y)
-        eps = s * (logp.softmax(1)[..., None] * diff / var[..., None]).sum(1)
-        return eps.reshape(x.shape).to(x.dtype)
+        return self._eps(x, *self._terms(x, alpha, sigma, y))
 
     def eps(self, x, t, alphas_cumprod, y=None):
         "Exact eps of the noised mixture at integer timesteps t (LongTensor per sample, -1 = data: zeros)."
@@ -107,6 +118,21 @@ class GaussianMixture(nn.Module):
         return self.eps(x, torch.as_tensor(t, device=x.device).long().expand(x.shape[0]), self.alphas_cumprod, y)
 
     forward = eps_model
+
+    def guided_eps_model(self, guidance_scale: float) -> Callable:
+        "`cfg_eps(self.eps_model, w, null_class(num_classes))` (to rounding) with the per-component terms computed once for both labels (Ho & Salimans 2022)."
+        w = float(guidance_scale)
+        if not w >= 0: raise ValueError(f"guidance_scale={guidance_scale!r} must be >= 0 (Imagen form; 1 = no guidance)")
+        if w == 1: return self.eps_model
+        def eps_fn(x, t, y=None):
+            a, s = alpha_sigma(torch.as_tensor(t, device=x.device).long().expand(x.shape[0]), self.alphas_cumprod.to(x.device))
+            diff, var, logn, s = self._components(x, a, s)
+            eps_c = self._eps(x, diff, var, self.log_weights(y, len(diff)) + logn, s)
+            if y is None: return eps_c                                          # no label: guidance changes nothing
+            eps_u = self._eps(x, diff, var, self.log_weights(torch.full_like(torch.as_tensor(y), self.num_classes), len(diff)) + logn, s)
+            return eps_u + w * (eps_c - eps_u)
+        eps_fn.guidance_scale = w
+        return eps_fn
 
 def ring_mixture(num_components: int = 8, num_classes: int = 4, radius: float = 2.0, std: float = 0.15,
                  weights=None, alphas_cumprod=None) -> GaussianMixture:
@@ -254,3 +280,37 @@ def fit_to_teacher(mlp: nn.Module, teacher: Callable, gmm: GaussianMixture, step
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         losses.append(loss.item())
     return losses
+
+# %% ../nbs/13_analytic.ipynb #e5a1c0d2
+class EnsembleMLPEps(nn.Module):
+    "M `MLPEps` of one architecture as one module: parameters stacked on a leading member dimension, forward by batched matmuls."
+    def __init__(self, mlps: list[MLPEps]):
+        super().__init__()
+        spec = lambda m: (type(m), m.num_classes, m.temb_dim, [(n, p.shape, p.dtype, p.device) for n, p in m.named_parameters()])
+        if not mlps or any(spec(m) != spec(mlps[0]) for m in mlps):
+            raise ValueError("EnsembleMLPEps needs a non-empty list of MLPEps of one architecture, dtype and device")
+        m0 = mlps[0]
+        self.num_classes, self.temb_dim, self.depth, self.size = m0.num_classes, m0.temb_dim, len(m0.hidden) + 1, len(mlps)
+        self.p = nn.ParameterDict({n.replace(".", "_"): nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach()
+                                                                                  for m in mlps]))
+                                   for n, _ in m0.named_parameters()})
+
+    def forward(self, x, t, y, members=None):
+        "eps of member m on x[m] (M, B, ...) at integer timesteps t (M, B) with class labels y (M, B) (num_classes = null); `members`: indices of a subset, one per row of x."
+        p = dict(self.p) if members is None else {n: v[torch.as_tensor(members, device=v.device)] for n, v in self.p.items()}
+        M, B, dt = x.shape[0], x.shape[1], p["out_weight"].dtype
+        if M != len(p["out_weight"]): raise ValueError(f"x has {M} members, the ensemble (or subset) {len(p['out_weight'])}")
+        lin = lambda h, n: torch.baddbmm(p[f"{n}_bias"].unsqueeze(1), h, p[f"{n}_weight"].transpose(1, 2))   # nn.Linear per member
+        u, inv = torch.unique(t.reshape(-1), return_inverse=True)             # few distinct timesteps: embed each once
+        temb = timestep_embedding(u, self.temb_dim).to(dt)[inv].view(M, B, -1)
+        h = lin(torch.cat([x.reshape(M, B, -1).to(dt), temb], -1), "inp")
+        h = h + p["cls_weight"][torch.arange(M, device=x.device)[:, None], y.long()]
+        for i in range(self.depth - 1): h = h + lin(F.silu(h), f"hidden_{i}")
+        return lin(F.silu(h), "out").reshape(x.shape).to(x.dtype)
+
+    @torch.no_grad()
+    def write_to(self, mlps: list[MLPEps]):
+        "Copy member i's parameters into mlps[i] (in place)."
+        if len(mlps) != self.size: raise ValueError(f"{len(mlps)} MLPEps for {self.size} members")
+        for i, m in enumerate(mlps):
+            for n, q in m.named_parameters(): q.copy_(self.p[n.replace(".", "_")][i])

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from .analytic import (GaussianMixture, ring_mixture, cfg_eps_at, reference_solve, mean_log_likelihood,
-                                mode_coverage, sliced_wasserstein, MLPEps, fit_to_teacher)
-from .guidance import cfg_eps, null_class
-from .parameterization import ConsistencyModel
+                                mode_coverage, sliced_wasserstein, MLPEps, EnsembleMLPEps, fit_to_teacher)
+from .guidance import null_class
+from .parameterization import ConsistencyModel, consistency_function
 from .losses import consistency_distillation_loss
 from .sampling import cm_sample, teacher_sample
-from .schedules import timestep_grid
+from .schedules import timestep_grid, alpha_sigma, bcast
 from .solvers import ddim_step
 from .evaluation import atomic_write
 from .report import _plt
@@ -23,10 +23,10 @@ from .report import _plt
 # %% auto #0
 __all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
            'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
-           'distill', 'analytic_group', 'analytic_experiment', 'analytic_grid', 'run_analytic_sweep', 'digits_configs',
-           'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten', 'k_order', 'mean_se', 'compare', 'verdict',
-           'null_tail', 'chance_worse', 'chance_sentence', 'tally', 'summary', 'write_csv', 'markdown_table',
-           'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
+           'distill', 'analytic_group', 'analytic_experiment', 'distill_ensemble', 'analytic_grid',
+           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten',
+           'k_order', 'mean_se', 'compare', 'verdict', 'null_tail', 'chance_worse', 'chance_sentence', 'tally',
+           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
 
 # %% ../nbs/15_science.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -135,12 +135,13 @@ def distill(student, teacher_eps, gmm, N, k, steps, batch_size, lr, seed) -> lis
         losses.append(loss.item())
     return losses
 
-def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False) -> list[dict]:
-    "Run the experiments that share (d, w, width, seed) and every other setting but N and k: one fit, one reference set, resumable JSONs (Vouitsis et al. 2024)."
+def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False, ensemble: bool = True) -> list[dict]:
+    "Run the experiments that share (d, w, width) and every other setting but N, k and seed: per seed one fit and one reference set; the runs to do distilled as one batched model (`ensemble`, `distill_ensemble`: the numbers of one-by-one `distill`); resumable JSONs (Vouitsis et al. 2024)."
     settings_list = [analytic_settings(**s) for s in settings_list]
-    shared = {k: v for k, v in settings_list[0].items() if k not in ("N", "k")}
-    if any({k: v for k, v in s.items() if k not in ("N", "k")} != shared for s in settings_list):
-        raise ValueError("analytic_group: the settings must differ only in N and k")
+    free = ("N", "k", "seed")
+    shared = {k: v for k, v in settings_list[0].items() if k not in free}
+    if any({k: v for k, v in s.items() if k not in free} != shared for s in settings_list):
+        raise ValueError("analytic_group: the settings must differ only in N, k and seed")
     runs_dir = Path(runs_dir)
     results, todo = {}, []
     for s in settings_list:
@@ -149,18 +150,26 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
         else: todo.append(s)
     if todo:
         sh = shared
-        d, w, seed = sh["d"], sh["w"], sh["seed"]
+        d, w = sh["d"], sh["w"]
         gmm = analytic_teacher(d, sh["num_components"], sh["num_classes"], sh["radius"], sh["std"])
-        teacher_eps = cfg_eps(gmm.eps_model, w, null_class(gmm.num_classes))
-        refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
-        t0 = time.time()
-        torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))        # the student's initial weights
-        mlp = MLPEps(d, gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
-        fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
-        init_state, fit_seconds = {k: v.clone() for k, v in mlp.state_dict().items()}, time.time() - t0
-        teacher_cache, ac = {}, gmm.alphas_cumprod
-        for s in todo:
-            N, k = s["N"], s["k"]
+        teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod         # = cfg_eps(gmm.eps_model, w, null_class(C))
+        seeds = {}                                                            # per seed: reference set, fitted student
+        for seed in dict.fromkeys(s["seed"] for s in todo):
+            refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
+            t0 = time.time()
+            torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))    # the student's initial weights
+            mlp = MLPEps(d, gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
+            fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
+            seeds[seed] = dict(refset=refset, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
+                               fit_seconds=time.time() - t0, teacher_cache={})
+        if ensemble:                                                          # every run to do at once, same numbers
+            mlps, t1 = [copy.deepcopy(seeds[s["seed"]]["mlp"]) for s in todo], time.time()
+            ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=s["seed"]) for s in todo],
+                                          sh["train_steps"], sh["batch_size"], sh["lr"])
+            ens_secs = (time.time() - t1) / len(todo)
+        for i, s in enumerate(todo):
+            N, k, seed = s["N"], s["k"], s["seed"]
+            refset, mlp, fit, init_state, fit_seconds, teacher_cache = seeds[seed].values()
             if N not in teacher_cache:
                 tx = teacher_sample(teacher_eps, refset["noise"], ac, N, "ddim", dict(y=refset["y"]))
                 other = torch.randn(len(refset["noise"]), d, generator=_gen(seed, 6), dtype=torch.float64)
@@ -170,11 +179,13 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
                 teacher_cache[N] = (tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
                                              init=_student_eval(init, gmm, refset, tx, N, seed, w)[0]), tref)
             tx, extra, tref = teacher_cache[N]
-            mlp.load_state_dict(init_state)
-            student = ConsistencyModel(mlp, ac).train()
-            t1 = time.time()
-            losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
-            secs = time.time() - t1
+            if ensemble: student, losses, secs = ConsistencyModel(mlps[i], ac).train(), ens_losses[i], ens_secs
+            else:
+                mlp.load_state_dict(init_state)
+                student = ConsistencyModel(mlp, ac).train()
+                t1 = time.time()
+                losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
+                secs = time.time() - t1
             student.eval()
             metrics, samples = _student_eval(student, gmm, refset, tx, N, seed, w)
             one = samples[1]                                                  # 1 step: no noise is drawn
@@ -204,6 +215,68 @@ def analytic_experiment(runs_dir=None, cache_dir=None, **settings) -> dict:
         with tempfile.TemporaryDirectory() as tmp: return analytic_group([settings], tmp, cache_dir)[0]
     return analytic_group([settings], runs_dir, cache_dir)[0]
 
+# %% ../nbs/15_science.ipynb #b7e3a9f2
+def _teacher_targets(eps_fn, x, start, n, grids, alphas_cumprod, cond, steps):
+    "{s: state after min(s, n_i) teacher DDIM steps from grids[i, start_i] along row i of grids} for every s in steps: `solve_between`'s passes with a grid per sample, run once to the longest."
+    x, want, out = x.clone(), set(steps), {}
+    for r in range(int(n.max()) if len(n) else 0):
+        idx = (n > r).nonzero().squeeze(1)                  # samples that still have an r-th step to take
+        j = start[idx] + r
+        x[idx] = ddim_step(eps_fn, x[idx], grids[idx, j], grids[idx, j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+        if r + 1 in want: out[r + 1] = x.clone()
+    return {s: out.get(s, x) for s in want}                 # beyond every sample's last step: the final states
+
+def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], steps, batch_size, lr) -> list[list[float]]:
+    "`distill` of many students as one batched model: member i = dict(N, k, seed) trains ConsistencyModel(mlps[i]) in place to the weights and losses `distill` gives it alone (float rounding); returns each member's losses."
+    if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
+    for m in members:
+        k = m["k"]
+        if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
+    M, B, ac = len(mlps), batch_size, gmm.alphas_cumprod
+    ens = EnsembleMLPEps(mlps)
+    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))    # as distill
+    nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]        # teacher steps before the N clamp
+    streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
+    pos = {sn: i for i, sn in enumerate(streams)}
+    gens = {sn: _gen(sn[0], 3) for sn in streams}
+    grids = {n: timestep_grid(len(ac), n) for _, n in streams}
+    longest = {n: max(s for m, s in zip(members, nsteps) if m["N"] == n) for n in grids}   # teacher steps needed per N
+    L = max(grids) + 1                                      # every stream's rows carry its grid, padded with -1
+    row_grids = torch.cat([torch.cat([grids[n], grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
+    own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]   # member's stream rows
+    rows = torch.cat([torch.arange(r.start, r.stop) for r in own])
+    k_rows, N_rows = (torch.tensor(v).repeat_interleave(B) for v in (nsteps, [m["N"] for m in members]))
+    losses = []
+    for _ in range(steps):
+        draw = []
+        for (seed, N), g in gens.items():                   # distill's draws, in its order
+            x0, y = gmm.sample(B, generator=g)
+            start = torch.randint(0, N, (B,), generator=g)
+            noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+            a, s = alpha_sigma(grids[N][start], ac)
+            draw.append((bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start, (N - start).clamp(max=longest[N])))
+        x_s, y_s, start_s, n_s = (torch.cat(v) for v in zip(*draw))
+        with torch.no_grad():                               # one teacher solve for every stream and k
+            snap = _teacher_targets(teacher_eps, x_s, start_s, n_s, row_grids, ac, dict(y=y_s), set(nsteps))
+        x_t, y, start = x_s[rows], y_s[rows], start_s[rows]          # every member's batch, member after member
+        x_stop = torch.cat([snap[s][r] for r, s in zip(own, nsteps)])
+        t, t_stop = row_grids[rows, start], row_grids[rows, torch.minimum(start + k_rows, N_rows)]
+        shape = (M, B, *x_t.shape[1:])
+        with torch.no_grad():                               # online target: the student itself, stop-gradient
+            live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
+            eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
+            if len(live) == M: eps = ens(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
+            elif len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
+            eps = eps.view(x_t.shape)
+            target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
+        pred = consistency_function(ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
+        per = (pred - target).float().view(M, B, -1).pow(2).mean(2).mean(1)    # each member's l2 `distance`, batch mean
+        opt.zero_grad(); per.sum().backward(); opt.step(); sched.step()
+        losses.append(per.detach())
+    ens.write_to(mlps)
+    return torch.stack(losses, 1).tolist() if losses else [[] for _ in mlps]
+
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
     "Every combination of the axes k x N x w x d x width x seeds (ints or lists) x train_steps (an int or a list: the budget axis) as full settings (the issue's grid for Vouitsis et al. 2024)."
@@ -214,7 +287,7 @@ def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
             for dd in d for ww in w for wi in width for b in budgets for s in seeds for nn in N for kk in k
             if kk == "all" or kk <= nn]
 
-def _group_key(s): return json.dumps({k: v for k, v in s.items() if k not in ("N", "k")}, sort_keys=True)
+def _group_key(s): return json.dumps({k: v for k, v in s.items() if k not in ("N", "k", "seed")}, sort_keys=True)
 
 def _worker(args):
     torch.set_num_threads(1)               # tiny models: one thread per process beats threads
@@ -231,7 +304,7 @@ def run_analytic_sweep(settings_list: list[dict], runs_dir, workers: int = 1, pr
     groups = {}
     for s in settings_list: groups.setdefault(_group_key(s), []).append(s)
     todo = [g for g in groups.values() if any(not (runs_dir / f"{run_key(s)}.json").exists() for s in g)]
-    refs = {json.dumps([g[0][a] for a in ("d", "w", "seed", "num_eval")]): g[0] for g in todo}
+    refs = {json.dumps([s[a] for a in ("d", "w", "seed", "num_eval")]): s for g in todo for s in g}
     jobs = [(_ref_job, (s, cache_dir)) for s in refs.values()] + [(analytic_group, (g, runs_dir, cache_dir)) for g in todo]
     t0, n_ref = time.time(), len(refs)
     if workers > 1 and len(jobs) > 1:

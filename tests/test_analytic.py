@@ -139,6 +139,22 @@ def test_guidance_with_null_class(gmm):
     assert torch.equal(cfg_eps_at(gmm.eps_at, 1.0, null_class(4))(x, a, s, y=y), gmm.eps_at(x, a, s, y))
 
 
+@pytest.mark.parametrize("which", ["gmm", "gmm3"])
+def test_guided_eps_model_is_cfg_eps(which, request):
+    "The mixture's own guided eps shares the component terms between labels: cfg_eps's numbers, to rounding."
+    m = request.getfixturevalue(which)
+    B, C = 50, m.num_classes
+    x = torch.randn(B, m.dim, dtype=torch.float64, generator=gen(11)) * 2
+    t, y = torch.randint(-1, 1000, (B,), generator=gen(12)), torch.arange(B) % (C + 1)
+    for w in (0.0, 1.0, 3.0, 9.0):
+        assert torch.allclose(m.guided_eps_model(w)(x, t, y=y), cfg_eps(m.eps_model, w, null_class(C))(x, t, y=y),
+                              rtol=1e-14, atol=1e-14)                      # rounding: vectorised vs tail lanes
+    assert m.guided_eps_model(1.0) == m.eps_model and m.guided_eps_model(3.0).guidance_scale == 3.0
+    assert torch.equal(m.guided_eps_model(3.0)(x, t), m.eps_model(x, t))        # no label: nothing to guide
+    assert m.guided_eps_model(3.0)(x.float(), t, y=y).dtype == torch.float32
+    with pytest.raises(ValueError): m.guided_eps_model(-1.0)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reference flow map
 # ---------------------------------------------------------------------------------------------------------------
