@@ -77,7 +77,7 @@ def ode_error(samples, reference) -> float:
 @torch.no_grad()
 def frechet_distance(features: nn.Module, a, b) -> float:
     "Frechet distance between the feature Gaussians of two image sets (Heusel et al. 2017), via torchmetrics."
-    fd = FrechetInceptionDistance(feature=features, normalize=False).to(a.device)
+    fd = FrechetInceptionDistance(feature=features, normalize=False, sync_on_compute=False).to(a.device)  # one process' numbers
     fd.update(a.clamp(-1, 1), real=True); fd.update(b.clamp(-1, 1), real=False)
     return fd.compute().item()
 

@@ -44,8 +44,8 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
 
 def test_analytic_run_is_cached(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill
-    monkeypatch.setattr(sci, "distill", lambda *a, **k: calls.append(a[3:5]) or real(*a, **k))
+    real = sci.distill_ensemble                 # analytic_group trains the runs to do as one ensemble
+    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend((m["N"], m["k"]) for m in a[3]) or real(*a, **k))
     kw = dict(d=2, w=1.0, N=10, width="small", seed=0, **TINY)
     r1 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)
     assert calls == [(10, 1)]
@@ -59,8 +59,8 @@ def test_analytic_run_is_cached(tmp_path, monkeypatch):
 
 def test_sweep_skips_finished_runs(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill
-    monkeypatch.setattr(sci, "distill", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    real = sci.distill_ensemble
+    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend(m["k"] for m in a[3]) or real(*a, **k))
     grid = dict(N=[10], w=[3.0], d=[2], width=["small"], seeds=1, **TINY)
     first = run_analytic_sweep(analytic_grid(k=[1, "all"], **grid), tmp_path, workers=1, progress=False)
     assert calls == [1, "all"]
