@@ -150,7 +150,7 @@ def test_streaming_equals_one_shot_and_shards_add_up(dino, clip_dir, aesthetic_f
     whole = StreamingImageMetrics(models, M).update(x, ref, prompts).compute()
     shards = [StreamingImageMetrics(models, M).update(x[i:j], ref[i:j], prompts[i:j]) for i, j in ((0, 3), (3, 10))]
     for k in shards[0].state: shards[0].state[k] += shards[1].state[k]    # what reduce does across processes
-    assert shards[0].compute() == pytest.approx(whole, rel=1e-6)
+    assert shards[0].compute() == pytest.approx(whole, rel=1e-6, abs=1e-7)    # float32 batches: near-zero cosines differ in the last bits
     assert whole["fd_dinov2"] == pytest.approx(fd_dinov2(ref, x, dino), rel=1e-4)   # torchmetrics' Frechet distance
     clip, proc = models["clip_score"]
     cos = torch.nn.functional.cosine_similarity(clip_image_embeddings(x, clip, proc), clip_text_embeddings(prompts, clip, proc))
