@@ -209,7 +209,10 @@ def record_teacher(teacher_dir, classifier_path, command: str, num_eval: int = 5
     info = json.loads((d / "teacher_info.json").read_text())
     q = teacher_quality(d, classifier_path, num_eval=num_eval)
     info.update(command=command, quality=q, classifier_sha256=file_sha256(classifier_path),
-                quality_range=dict(fd_real=[0.0, round(1.5 * q["fd_real"], 1)], class_accuracy=[0.97, 1.0]))
+                quality_range=dict(fd_real=[0.0, round(1.5 * q["fd_real"], 1)], class_accuracy=[0.97, 1.0]),
+                quality_range_note="where a retrained teacher (other CPU kernels or thread counts, so other weights) must "
+                                   "land: FD to real up to 1.5x the recorded one, class accuracy at least 0.97 (a "
+                                   "20-step teacher measures FD about 290, accuracy about 0.1)")
     info["weights_sha256"] = file_sha256(d / "diffusion_pytorch_model.safetensors")
     atomic_write(d / "teacher_info.json", lambda p: p.write_text(json.dumps(info, indent=1)))
     return info
