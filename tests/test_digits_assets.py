@@ -1,5 +1,5 @@
 "The shipped digits teacher and classifier: used by the first run without training, checked on load, made again by one command."
-import json, shutil
+import json, os, shutil
 from pathlib import Path
 import pytest
 import torch
@@ -88,8 +88,12 @@ def test_retrain_command_reduced_steps(tmp_path):
     assert m["train"]["steps"] == 2
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DIRECTCMS_SLOW_TESTS"), reason="about 3 minutes on 2 cores: set DIRECTCMS_SLOW_TESTS=1")
 def test_retrained_teacher_has_the_recorded_quality(tmp_path):
-    "The documented command at full length (about 3 minutes on 2 cores): a teacher within the recorded quality range."
+    """The documented command at full length: a teacher within the recorded quality range.
+
+    Opt-in (DIRECTCMS_SLOW_TESTS=1 python -m pytest tests/test_digits_assets.py -m slow) so that the default suite
+    stays within its time budget; the default suite runs the same command with reduced steps instead."""
     info = make_digits_assets(tmp_path, progress=False)
     shipped = teacher_info(shipped_teacher_dir())
     q = teacher_quality(tmp_path / "teacher")                   # measured with the shipped classifier, like the record
