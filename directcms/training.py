@@ -52,16 +52,20 @@ class DigitsPreset:
         self._stats = {}                      # feature statistics of the real digits and of the reference, per run
 
     def _teacher_dir(self, progress) -> Path:
-        "The user's teacher folder; else the shipped teacher; else (other size or teacher_steps) one trained into assets_dir."
+        "The user's teacher folder; else the shipped teacher; else (other size or teacher_steps) assets_dir/teacher, trained once."
         c = self.cfg
         if c.teacher: return Path(c.teacher)              # load_teacher says what is missing
         shipped = shipped_teacher_dir()
         info = teacher_info(shipped)
         if (c.size, c.teacher_steps) == (info["size"], info["steps"]): return shipped
-        d = self.assets / f"teacher-{c.size}px-{c.teacher_steps}steps"
+        d = self.assets / "teacher"
         if not (d / "config.json").exists():
             print(f"training a digits teacher ({c.size}px, {c.teacher_steps} steps) into {d}")
             train_digits_teacher(d, size=c.size, steps=c.teacher_steps, progress=progress)
+        made = teacher_info(d)
+        if (made.get("size"), made.get("steps")) != (c.size, c.teacher_steps):
+            raise ValueError(f"{d} holds a teacher of size {made.get('size')} trained {made.get('steps')} steps; size={c.size} "
+                             f"and teacher_steps={c.teacher_steps} need another one: delete it or choose another assets_dir")
         return d
 
     def _init_noise(self, n):

@@ -70,11 +70,13 @@ def test_user_teacher_folder_and_other_teacher_steps(tmp_path):
     assets = tmp_path / "digits"
     cfg = TrainConfig(loss="direct", assets_dir=str(assets), output_dir=str(tmp_path / "a"), teacher_steps=5, **TINY)
     run(cfg, progress=False)
-    trained = assets / "teacher-8px-5steps"
+    trained = assets / "teacher"
     assert teacher_info(trained)["steps"] == 5
+    with pytest.raises(ValueError, match="trained 5 steps"):                  # a different request is not served by it
+        training.DigitsPreset(TrainConfig(assets_dir=str(assets), teacher_steps=6, **TINY).validate())
     m = run(TrainConfig(loss="direct", assets_dir=str(tmp_path / "other"), output_dir=str(tmp_path / "b"),
                         teacher=str(trained), **TINY), progress=False)
-    assert not any(p.name.startswith("teacher-8px") for p in (tmp_path / "other").iterdir())
+    assert not (tmp_path / "other" / "teacher").exists()
     with pytest.raises(FileNotFoundError, match="no teacher at"):
         training.DigitsPreset(TrainConfig(teacher=str(tmp_path / "missing"), assets_dir=str(assets), **TINY).validate())
 
