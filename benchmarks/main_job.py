@@ -90,12 +90,13 @@ def phase_breakdown(loss: str = "direct", out_dir: str | None = None, **override
     total = [time.perf_counter() - t_wall, cpu() - t_cpu]
     return dict(phases=acc, total=total, train=m["train"])
 
-def print_breakdown(r: dict, budget: float):
+def print_breakdown(r: dict, budget: float, scale: float = 1.0):
     tw, tc = r["total"]
     print(f"{'phase':<22} {'wall s':>8} {'CPU s':>8} {'share':>6}")
     for p, (w, c) in r["phases"].items():
         print(f"{p:<22} {w:8.1f} {c:8.1f} {w / tw:6.1%}")
-    print(f"{'total (one process)':<22} {tw:8.1f} {tc:8.1f}   ratio to the {budget:.0f} s budget: {tw / budget:.2f}")
+    print(f"{'total (one process)':<22} {tw:8.1f} {tc:8.1f}   ratio to the {budget:.0f} s budget: {tw / budget:.2f}"
+          + (f" (scaled to this machine's matmul speed, {budget / scale:.0f} s: {tw * scale / budget:.2f})" if scale != 1 else ""))
     tr = r["train"]
     print(f"student steps: {tr['steps']} at {tr['sec_per_step']:.3f} s/step ({tr['teacher_evals_per_step']:.0f} guided teacher "
           f"evaluations per step)")
@@ -128,16 +129,18 @@ def main():
             subprocess.run(cmd, cwd=clone, env=env, check=True, capture_output=True)
             rows.append((loss, " ".join(cmd), time.perf_counter() - t0,
                          json.loads((clone / f"runs/digits-{loss}/metrics.json").read_text())["train"]))
-        print(f"{'command':<62} {'seconds':>8} {'budget':>7} {'ratio':>6} {'student s':>10} {'s/step':>7}")
+        scale = gflops / REFERENCE_GFLOPS         # > 1: this machine is faster than the reference one
+        print(f"{'command':<62} {'seconds':>8} {'budget':>7} {'ratio':>6} {'scaled':>7} {'student s':>10} {'s/step':>7}")
         for loss, cmd, secs, tr in rows:
             b = BUDGETS[loss]
-            print(f"{cmd:<62} {secs:8.1f} {b:7.0f} {secs / b:6.2f} {tr['seconds']:10.1f} {tr['sec_per_step']:7.3f}")
-        print(f"(budgets scaled to this machine: {BUDGETS['direct'] * REFERENCE_GFLOPS / gflops:.0f} s and "
-              f"{BUDGETS['cm'] * REFERENCE_GFLOPS / gflops:.0f} s)")
+            print(f"{cmd:<62} {secs:8.1f} {b:7.0f} {secs / b:6.2f} {secs * scale / b:7.2f} {tr['seconds']:10.1f} "
+                  f"{tr['sec_per_step']:7.3f}")
+        print(f"(ratio: seconds / budget; scaled: the same after scaling the seconds to the {REFERENCE_GFLOPS:.0f} GFLOP/s "
+              f"machine, i.e. against budgets of {BUDGETS['direct'] / scale:.0f} s and {BUDGETS['cm'] / scale:.0f} s here)")
     out = tmp / "phases.json"
     subprocess.run([sys.executable, "benchmarks/main_job.py", "--phases-json", str(out)], cwd=clone, env=env, check=True)
     print(f"\nwhere the time goes: the default Direct CM job in one process (a fresh runs folder; no papermill kernel)")
-    print_breakdown(json.loads(out.read_text()), BUDGETS["direct"])
+    print_breakdown(json.loads(out.read_text()), BUDGETS["direct"], gflops / REFERENCE_GFLOPS)
     if not args.keep:
         import shutil; shutil.rmtree(tmp)
 
