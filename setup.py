@@ -24,6 +24,9 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
+    # the shipped digits teacher and classifier (safetensors + json, about 3 MB): the first run trains nothing
+    package_data={cfg['lib_path']: ['assets/digits/*.json', 'assets/digits/*.safetensors', 'assets/digits/teacher/*.json',
+                                    'assets/digits/teacher/*.safetensors']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],

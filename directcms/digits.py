@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_digits.ipynb #877cf820
 from __future__ import annotations
-import json, os, shutil, time, uuid
+import hashlib, json, os, shutil, time, uuid
+from importlib.resources import files
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,9 @@ from tqdm.auto import tqdm
 from .schedules import DEFAULT_SCHEDULE, alpha_sigma, alphas_cumprod_from_config, bcast
 
 # %% auto #0
-__all__ = ['NUM_CLASSES', 'load_digits_tensors', 'digits_unet', 'UNetEps', 'train_digits_teacher', 'save_teacher', 'load_teacher']
+__all__ = ['NUM_CLASSES', 'WEIGHTS_NAME', 'SHIPPED_DIR', 'ASSETS_COMMAND', 'load_digits_tensors', 'digits_unet', 'UNetEps',
+           'train_digits_teacher', 'save_teacher', 'file_sha256', 'check_sha256', 'teacher_info', 'load_teacher',
+           'shipped_teacher_dir', 'eval_noise']
 
 # %% ../nbs/06_digits.ipynb #6c9ee28a
 NUM_CLASSES = 10   # digits 0..9; label NUM_CLASSES is the null class for the unconditional branch
@@ -73,7 +76,8 @@ def train_digits_teacher(out_dir, size: int = 8, steps: int = 1500, batch_size: 
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); ema.update_parameters(unet)
         if i % 50 == 0: bar.set_postfix(loss=f"{loss.item():.4f}")
     info = dict(size=size, steps=steps, batch_size=batch_size, lr=lr, label_dropout=label_dropout,
-                ema_decay=ema_decay, seed=seed, seconds=round(time.time() - t0, 1))
+                ema_decay=ema_decay, seed=seed, seconds=round(time.time() - t0, 1), torch=torch.__version__,
+                threads=torch.get_num_threads())
     save_teacher(ema.module, out_dir, info)
     return ema.module
 
@@ -83,15 +87,65 @@ def save_teacher(unet: UNet2DModel, out_dir, info: dict | None = None, schedule:
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
     unet.save_pretrained(tmp)
     DDPMScheduler(**{**DEFAULT_SCHEDULE, **(schedule or {})}).save_pretrained(tmp)
-    (tmp / "teacher_info.json").write_text(json.dumps(info or {}, indent=1))
+    info = {**(info or {}), "weights_sha256": file_sha256(tmp / WEIGHTS_NAME)}
+    (tmp / "teacher_info.json").write_text(json.dumps(info, indent=1))
     if out_dir.exists(): shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
 
-def load_teacher(path) -> tuple[UNet2DModel, torch.Tensor]:
-    "Load a saved teacher UNet and the alphas_cumprod of its scheduler config."
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"     # what save_pretrained writes
+
+def file_sha256(path) -> str:
+    "sha256 hex digest of a file."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def check_sha256(path, expected: str | None, remedy: str = ""):
+    "Raise a RuntimeError naming `path` when it is missing or its sha256 differs from `expected` (None: only exists)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} is missing{'; ' + remedy if remedy else ''}")
+    if expected and (got := file_sha256(path)) != expected:
+        raise RuntimeError(f"{path} is corrupt or was changed: sha256 {got[:16]}..., recorded {expected[:16]}... "
+                           f"{'; ' + remedy if remedy else ''}")
+
+def teacher_info(path) -> dict:
+    "The teacher_info.json that save_teacher writes beside a teacher ({} when there is none)."
+    p = Path(path) / "teacher_info.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+def load_teacher(path, remedy: str = "") -> tuple[UNet2DModel, torch.Tensor]:
+    "Load a saved teacher UNet and the alphas_cumprod of its scheduler config (weights checked against teacher_info.json)."
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no teacher at {path}: expected a diffusers UNet2DModel saved with save_pretrained "
-                                f"(config.json, diffusion_pytorch_model.safetensors, scheduler_config.json)")
-    unet = UNet2DModel.from_pretrained(path).eval().requires_grad_(False)
-    return unet, alphas_cumprod_from_config(DDPMScheduler.from_pretrained(path).config)
+                                f"(config.json, {WEIGHTS_NAME}, scheduler_config.json){'; ' + remedy if remedy else ''}")
+    try: info = teacher_info(path)
+    except ValueError as e: raise RuntimeError(f"{path / 'teacher_info.json'} is not valid JSON ({e}){'; ' + remedy if remedy else ''}")
+    if info.get("weights_sha256"): check_sha256(path / WEIGHTS_NAME, info["weights_sha256"], remedy)
+    try:
+        unet = UNet2DModel.from_pretrained(path).eval().requires_grad_(False)
+        ac = alphas_cumprod_from_config(DDPMScheduler.from_pretrained(path).config)
+    except Exception as e:
+        raise RuntimeError(f"could not load the teacher at {path} ({type(e).__name__}: {e}){'; ' + remedy if remedy else ''}") from e
+    return unet, ac
+
+# %% ../nbs/06_digits.ipynb #6e335c14
+SHIPPED_DIR = Path(str(files("directcms"))) / "assets" / "digits"     # the package's digits teacher and classifier
+ASSETS_COMMAND = 'python -c "from directcms.evaluation import make_digits_assets; make_digits_assets()"'
+
+def shipped_teacher_dir() -> Path:
+    "The folder of the shipped digits teacher, its weights checked against the sha256 in its teacher_info.json."
+    d, remedy = SHIPPED_DIR / "teacher", f"reinstall directcms or make it again with: {ASSETS_COMMAND}"
+    p = d / "teacher_info.json"
+    try: info = json.loads(p.read_text())
+    except (OSError, ValueError) as e: raise FileNotFoundError(f"the shipped digits teacher's {p} is missing or unreadable ({e}); {remedy}")
+    if not info.get("weights_sha256"): raise RuntimeError(f"{p} records no weights_sha256; {remedy}")
+    check_sha256(d / WEIGHTS_NAME, info["weights_sha256"], remedy)
+    return d
+
+def eval_noise(n: int, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    "The digits preset's fixed evaluation noise and classes: the first n of max(2048, n) normals of seed 0, classes cycling."
+    m = max(2048, n)
+    noise = torch.randn(m, 1, size, size, generator=torch.Generator().manual_seed(0))
+    return noise[:n], (torch.arange(m) % NUM_CLASSES)[:n]

@@ -4,17 +4,19 @@
 
 # %% ../nbs/07_evaluation.ipynb #757c6e9c
 from __future__ import annotations
-import math, os, uuid
+import json, math, os, time, uuid
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from .digits import NUM_CLASSES, load_digits_tensors
+from .digits import (NUM_CLASSES, SHIPPED_DIR, ASSETS_COMMAND, UNetEps, check_sha256, eval_noise,
+                              file_sha256, load_digits_tensors, load_teacher, train_digits_teacher)
 
 # %% auto #0
-__all__ = ['atomic_write', 'DigitClassifier', 'ClassifierFeatures', 'train_digit_classifier', 'load_digit_classifier',
-           'ode_error', 'frechet_distance', 'class_accuracy', 'sample_metrics', 'save_sample_grid']
+__all__ = ['SHIPPED_CLASSIFIER', 'atomic_write', 'DigitClassifier', 'ClassifierFeatures', 'train_digit_classifier',
+           'save_digit_classifier', 'load_digit_classifier', 'shipped_classifier', 'ode_error', 'feature_stats',
+           'frechet_distance_from_stats', 'frechet_distance', 'class_accuracy', 'sample_metrics', 'save_sample_grid',
+           'teacher_quality', 'make_digits_assets', 'record_teacher']
 
 # %% ../nbs/07_evaluation.ipynb #86108e76
 def atomic_write(path, write) -> Path:
@@ -42,9 +44,12 @@ class ClassifierFeatures(nn.Module):
     def __init__(self, clf: DigitClassifier): super().__init__(); self.clf = clf; self.num_features = clf.num_features
     def forward(self, x): return self.clf.features(x.float())
 
+SHIPPED_CLASSIFIER = SHIPPED_DIR / "classifier.safetensors"    # its config and record: classifier.json beside it
+
 def train_digit_classifier(path, size: int = 8, steps: int = 800, batch_size: int = 128, lr: float = 2e-3,
                            noise_std: float = 0.1, seed: int = 0) -> DigitClassifier:
-    "Train the digit classifier on 80 % of the digits (Gaussian-noise augmentation) and save it with its test accuracy."
+    "Train the digit classifier on 80 % of the digits (Gaussian-noise augmentation); save it (safetensors + json) with its test accuracy."
+    t0 = time.time()
     x, y = load_digits_tensors(size)
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(x), generator=g)
@@ -59,15 +64,41 @@ def train_digit_classifier(path, size: int = 8, steps: int = 800, batch_size: in
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     clf.eval().requires_grad_(False)
     acc = (clf(x[te]).argmax(1) == y[te]).float().mean().item()
-    atomic_write(path, lambda p: torch.save(dict(size=size, test_accuracy=acc, state_dict=clf.state_dict()), p))
+    info = dict(size=size, steps=steps, batch_size=batch_size, lr=lr, noise_std=noise_std, seed=seed, test_accuracy=acc,
+                torch=torch.__version__, seconds=round(time.time() - t0, 1))
+    save_digit_classifier(clf, path, info)
     return clf
 
-def load_digit_classifier(path) -> DigitClassifier:
-    "Load a classifier saved by train_digit_classifier."
-    if not Path(path).exists(): raise FileNotFoundError(f"no digit classifier at {path}; train_digit_classifier makes one")
+def save_digit_classifier(clf: DigitClassifier, path, info: dict | None = None) -> Path:
+    "Write the weights as safetensors at `path` and `info` (plus their sha256) as the json beside it."
+    from safetensors.torch import save_file
+    path = Path(path)
+    atomic_write(path, lambda p: save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, str(p)))
+    info = {**(info or {}), "weights_sha256": file_sha256(path)}
+    return atomic_write(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(info, indent=1)))
+
+def load_digit_classifier(path, remedy: str = "") -> DigitClassifier:
+    "Load a classifier saved by train_digit_classifier (safetensors + json; a legacy .pt too), weights checked by sha256."
+    path = Path(path)
+    remedy = remedy or f"train_digit_classifier({str(path)!r}) makes one"
+    if path.suffix == ".pt":
+        if not path.exists(): raise FileNotFoundError(f"no digit classifier at {path}; {remedy}")
+        state = torch.load(path, map_location="cpu")["state_dict"]
+    else:
+        meta = path.with_suffix(".json")
+        try: info = json.loads(meta.read_text())
+        except (OSError, ValueError) as e: raise FileNotFoundError(f"{meta} is missing or unreadable ({e}); {remedy}")
+        check_sha256(path, info.get("weights_sha256"), remedy)
+        from safetensors.torch import load_file
+        state = load_file(str(path))
     clf = DigitClassifier()
-    clf.load_state_dict(torch.load(path, map_location="cpu")["state_dict"])
+    try: clf.load_state_dict(state)
+    except RuntimeError as e: raise RuntimeError(f"{path} does not hold a DigitClassifier ({e}); {remedy}") from e
     return clf.eval().requires_grad_(False)
+
+def shipped_classifier() -> DigitClassifier:
+    "The classifier that ships with the package (size 8), its weights checked against classifier.json."
+    return load_digit_classifier(SHIPPED_CLASSIFIER, f"reinstall directcms or make it again with: {ASSETS_COMMAND}")
 
 # %% ../nbs/07_evaluation.ipynb #056caa53
 def ode_error(samples, reference) -> float:
@@ -75,22 +106,48 @@ def ode_error(samples, reference) -> float:
     return F.mse_loss(samples.float(), reference.float()).item()
 
 @torch.no_grad()
+def feature_stats(features: nn.Module, x) -> tuple:
+    "(n, sum, sum of outer products) in float64 of features(x clamped to [-1, 1]): all a Frechet distance needs of a set."
+    return _stats(features(x.clamp(-1, 1)))
+
+def _stats(f):
+    f = f.double()
+    if f.dim() == 1: f = f.unsqueeze(0)
+    if len(f) < 2: raise RuntimeError("More than one sample is required for both sets to compute a Frechet distance")
+    return len(f), f.sum(dim=0), f.t().mm(f)
+
+def frechet_distance_from_stats(a: tuple, b: tuple) -> float:
+    "Frechet distance between the Gaussians of two feature_stats, with torchmetrics' FID arithmetic (Heusel et al. 2017)."
+    (na, sa, ca), (nb, sb, cb) = a, b
+    mean_a, mean_b = (sa / na).unsqueeze(0), (sb / nb).unsqueeze(0)
+    cov_a = (ca - na * mean_a.t().mm(mean_a)) / (na - 1)
+    cov_b = (cb - nb * mean_b.t().mm(mean_b)) / (nb - 1)
+    mu1, mu2 = mean_a.squeeze(0), mean_b.squeeze(0)
+    d = (mu1 - mu2).square().sum(dim=-1) + (cov_a.trace() + cov_b.trace()) \
+        - 2 * torch.linalg.eigvals(cov_a @ cov_b).sqrt().real.sum(dim=-1)
+    return d.float().item()
+
+@torch.no_grad()
 def frechet_distance(features: nn.Module, a, b) -> float:
-    "Frechet distance between the feature Gaussians of two image sets (Heusel et al. 2017), via torchmetrics."
-    fd = FrechetInceptionDistance(feature=features, normalize=False, sync_on_compute=False).to(a.device)  # one process' numbers
-    fd.update(a.clamp(-1, 1), real=True); fd.update(b.clamp(-1, 1), real=False)
-    return fd.compute().item()
+    "Frechet distance between the feature Gaussians of two image sets (Heusel et al. 2017), equal to torchmetrics' FID."
+    return frechet_distance_from_stats(feature_stats(features, a), feature_stats(features, b))
 
 @torch.no_grad()
 def class_accuracy(clf: DigitClassifier, samples, labels) -> float:
     "Share of samples that the classifier assigns to their conditioning class (our stand-in for CLIP score)."
     return (clf(samples.clamp(-1, 1).float()).argmax(1) == labels).float().mean().item()
 
-def sample_metrics(samples, labels, reference, real, clf) -> dict:
-    "ode_error, fd_real, fd_teacher and class_accuracy of one set of samples."
+@torch.no_grad()
+def sample_metrics(samples, labels, reference, real, clf, real_stats=None, reference_stats=None) -> dict:
+    "ode_error, fd_real, fd_teacher and class_accuracy of one set of samples (pass feature_stats of real and reference to reuse them)."
     feats = ClassifierFeatures(clf)
-    return dict(ode_error=ode_error(samples, reference), fd_real=frechet_distance(feats, real, samples),
-                fd_teacher=frechet_distance(feats, reference, samples), class_accuracy=class_accuracy(clf, samples, labels))
+    f = feats(samples.clamp(-1, 1))             # the classifier's body once, for both distances and the accuracy
+    s = _stats(f)
+    if real_stats is None: real_stats = feature_stats(feats, real)
+    if reference_stats is None: reference_stats = feature_stats(feats, reference)
+    return dict(ode_error=ode_error(samples, reference), fd_real=frechet_distance_from_stats(real_stats, s),
+                fd_teacher=frechet_distance_from_stats(reference_stats, s),
+                class_accuracy=(clf.head(f).argmax(1) == labels).float().mean().item())
 
 # %% ../nbs/07_evaluation.ipynb #917ea0bf
 def save_sample_grid(path, columns: dict, labels=None, nrows: int = 10, title: str | None = None):
@@ -112,3 +169,50 @@ def save_sample_grid(path, columns: dict, labels=None, nrows: int = 10, title: s
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100); plt.close(fig)
+
+# %% ../nbs/07_evaluation.ipynb #d83b3fa2
+@torch.no_grad()
+def teacher_quality(teacher_dir, classifier_path=None, num_eval: int = 500, num_intervals: int = 20,
+                    guidance_scale: float = 3.0, solver: str = "ddim") -> dict:
+    "FD to real digits and class accuracy of a digits teacher's N-step guided samples from the preset's fixed noise."
+    from directcms.guidance import cfg_eps, null_class
+    from directcms.sampling import teacher_sample
+    unet, ac = load_teacher(teacher_dir)
+    clf = load_digit_classifier(classifier_path) if classifier_path else shipped_classifier()
+    size = unet.config.sample_size
+    noise, labels = eval_noise(num_eval, size)
+    eps = cfg_eps(UNetEps(unet), guidance_scale, null_class(NUM_CLASSES))
+    s = teacher_sample(eps, noise, ac, num_intervals, solver, dict(y=labels))
+    m = sample_metrics(s, labels, s, load_digits_tensors(size)[0], clf)
+    return dict(fd_real=m["fd_real"], class_accuracy=m["class_accuracy"], num_eval=num_eval, num_intervals=num_intervals,
+                guidance_scale=guidance_scale, solver=solver)
+
+def make_digits_assets(out_dir=None, teacher_steps: int = 1500, classifier_steps: int = 800, seed: int = 0,
+                       num_eval: int = 500, progress: bool = True) -> dict:
+    "Train the digit classifier and the digits teacher, measure the teacher, and record both (default: the package's assets)."
+    out = Path(out_dir) if out_dir else SHIPPED_DIR
+    args = [repr(str(out_dir))] if out_dir else []
+    args += [f"{k}={v!r}" for k, v, d in [("teacher_steps", teacher_steps, 1500), ("classifier_steps", classifier_steps, 800),
+                                           ("seed", seed, 0), ("num_eval", num_eval, 500)] if v != d]
+    command = f'python -c "from directcms.evaluation import make_digits_assets; make_digits_assets({", ".join(args)})"'
+    clf_path = out / "classifier.safetensors"
+    train_digit_classifier(clf_path, steps=classifier_steps, seed=seed)
+    meta = clf_path.with_suffix(".json")
+    clf_info = {**json.loads(meta.read_text()), "command": command}
+    atomic_write(meta, lambda p: p.write_text(json.dumps(clf_info, indent=1)))
+    train_digits_teacher(out / "teacher", steps=teacher_steps, seed=seed, progress=progress)
+    return record_teacher(out / "teacher", clf_path, command, num_eval)
+
+def record_teacher(teacher_dir, classifier_path, command: str, num_eval: int = 500) -> dict:
+    "Measure a teacher with teacher_quality and write the result, the command and the quality range into its teacher_info.json."
+    d = Path(teacher_dir)
+    info = json.loads((d / "teacher_info.json").read_text())
+    q = teacher_quality(d, classifier_path, num_eval=num_eval)
+    info.update(command=command, quality=q, classifier_sha256=file_sha256(classifier_path),
+                quality_range=dict(fd_real=[0.0, round(1.5 * q["fd_real"], 1)], class_accuracy=[0.97, 1.0]),
+                quality_range_note="where a retrained teacher (other CPU kernels or thread counts, so other weights) must "
+                                   "land: FD to real up to 1.5x the recorded one, class accuracy at least 0.97 (a "
+                                   "20-step teacher measures FD about 290, accuracy about 0.1)")
+    info["weights_sha256"] = file_sha256(d / "diffusion_pytorch_model.safetensors")
+    atomic_write(d / "teacher_info.json", lambda p: p.write_text(json.dumps(info, indent=1)))
+    return info

@@ -26,6 +26,9 @@ __all__ = ['DigitsPreset', 'preset_class', 'build_student', 'split_batch', 'step
            'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate', 'batched', 'run']
 
 # %% ../nbs/10_training.ipynb #efcfc783
+from .digits import SHIPPED_DIR, WEIGHTS_NAME, eval_noise, file_sha256, shipped_teacher_dir, teacher_info
+from .evaluation import feature_stats, frechet_distance_from_stats, shipped_classifier
+
 class DigitsPreset:
     "The embedded default: sklearn's real digits, a small class-conditional UNet teacher, classifier-feature metrics."
     uncond = staticmethod(null_class(NUM_CLASSES))
@@ -33,25 +36,43 @@ class DigitsPreset:
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg, self.assets = cfg, Path(cfg.assets_dir)
         self.data_x, self.data_y = load_digits_tensors(cfg.size)
-        teacher_dir = Path(cfg.teacher) if cfg.teacher else self.assets / "teacher"
-        if not (teacher_dir / "config.json").exists():
-            if cfg.teacher: load_teacher(teacher_dir)          # a path the user named: say what is missing
-            print(f"training the digits teacher ({cfg.teacher_steps} steps) into {teacher_dir}")
-            train_digits_teacher(teacher_dir, size=cfg.size, steps=cfg.teacher_steps, progress=progress)
+        teacher_dir = self._teacher_dir(progress)
         self.teacher_net, self.alphas_cumprod = load_teacher(teacher_dir)
         if self.teacher_net.config.sample_size != cfg.size:
             raise ValueError(f"size={cfg.size} but the teacher at {teacher_dir} makes {self.teacher_net.config.sample_size}px images")
-        clf_path = self.assets / "classifier.pt"
-        self.classifier = load_digit_classifier(clf_path) if clf_path.exists() else train_digit_classifier(clf_path, cfg.size)
+        weights = [p for p in (teacher_dir / WEIGHTS_NAME, teacher_dir / "diffusion_pytorch_model.bin") if p.exists()]
+        self.teacher_id = file_sha256(weights[0])[:12]      # the teacher's references are cached under its weights' hash
+        if cfg.size == 8: self.classifier, clf_path = shipped_classifier(), SHIPPED_DIR / "classifier.safetensors"
+        else:                                 # other sizes: a classifier of that size, trained once into assets_dir
+            clf_path = self.assets / f"classifier-{cfg.size}px.safetensors"
+            self.classifier = (load_digit_classifier(clf_path) if clf_path.exists()
+                               else train_digit_classifier(clf_path, cfg.size))
+        self.classifier_id = file_sha256(clf_path)[:12]
         self.noise, self.labels = self._init_noise(cfg.num_eval)
+        self._stats = {}                      # feature statistics of the real digits and of the reference, per run
+
+    def _teacher_dir(self, progress) -> Path:
+        "The user's teacher folder; else the shipped teacher; else (other size or teacher_steps) assets_dir/teacher, trained once."
+        c = self.cfg
+        if c.teacher: return Path(c.teacher)              # load_teacher says what is missing
+        shipped = shipped_teacher_dir()
+        info = teacher_info(shipped)
+        if (c.size, c.teacher_steps) == (info["size"], info["steps"]): return shipped
+        d = self.assets / "teacher"
+        if not (d / "config.json").exists():
+            print(f"training a digits teacher ({c.size}px, {c.teacher_steps} steps) into {d}")
+            train_digits_teacher(d, size=c.size, steps=c.teacher_steps, progress=progress)
+        made = teacher_info(d)
+        if (made.get("size"), made.get("steps")) != (c.size, c.teacher_steps):
+            raise ValueError(f"{d} holds a teacher of size {made.get('size')} trained {made.get('steps')} steps; size={c.size} "
+                             f"and teacher_steps={c.teacher_steps} need another one: delete it or choose another assets_dir")
+        return d
 
     def _init_noise(self, n):
         path = self.assets / "init_noise.pt"
         if not path.exists():
-            g = torch.Generator().manual_seed(0)
-            m = max(2048, n)
-            _atomic_save(dict(noise=torch.randn(m, 1, self.cfg.size, self.cfg.size, generator=g),
-                              labels=torch.arange(m) % NUM_CLASSES), path)
+            noise, labels = eval_noise(max(2048, n), self.cfg.size)
+            _atomic_save(dict(noise=noise, labels=labels), path)
         d = torch.load(path)
         if len(d["noise"]) < n or d["noise"].shape[-1] != self.cfg.size:
             raise ValueError(f"{path} holds {len(d['noise'])} noises of size {d['noise'].shape[-1]}; num_eval={n} and "
@@ -71,7 +92,8 @@ class DigitsPreset:
     def reference(self, teacher_eps, device):
         "The teacher's N-step guided samples from the fixed noise (cached) and the teacher's own metrics."
         c = self.cfg
-        path = self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{c.num_eval}_k{'-'.join(map(str, c.eval_steps))}.pt"
+        path = self.assets / (f"teacher-{self.teacher_id}_clf-{self.classifier_id}_N{c.num_intervals}_w{c.guidance_scale:g}"
+                              f"_{c.solver}_n{c.num_eval}_k{'-'.join(map(str, c.eval_steps))}.pt")
         if path.exists(): return torch.load(path)
         noise, cond = self.noise.to(device), {k: v.to(device) for k, v in self.eval_cond().items()}
         ref = teacher_sample(teacher_eps, noise, self.alphas_cumprod.to(device), c.num_intervals, c.solver, cond).cpu()
@@ -80,13 +102,21 @@ class DigitsPreset:
             s = teacher_sample(teacher_eps, noise, self.alphas_cumprod.to(device), k, "ddim", cond).cpu()
             metrics[str(k)] = self.metrics(s, ref)
         real = self.data_x[torch.randperm(len(self.data_x), generator=torch.Generator().manual_seed(0))[:c.num_eval]]
-        metrics["real_floor"] = dict(fd_real=frechet_distance(ClassifierFeatures(self.classifier), self.data_x, real))
+        metrics["real_floor"] = dict(fd_real=frechet_distance_from_stats(
+            self._feature_stats(self.data_x), feature_stats(ClassifierFeatures(self.classifier), real)))
         out = dict(samples=ref, metrics=metrics)
         _atomic_save(out, path)
         return out
 
+    def _feature_stats(self, x):
+        "feature_stats of the real digits or of a reference, computed once per tensor (they do not change during a run)."
+        hit = self._stats.get(id(x))
+        if hit is None or hit[0] is not x: hit = self._stats[id(x)] = (x, feature_stats(ClassifierFeatures(self.classifier), x))
+        return hit[1]
+
     def metrics(self, samples, reference):
-        return sample_metrics(samples.cpu(), self.labels, reference, self.data_x, self.classifier)
+        return sample_metrics(samples.cpu(), self.labels, reference, self.data_x, self.classifier,
+                              self._feature_stats(self.data_x), self._feature_stats(reference))
 
     def save_student(self, student, out_dir):
         "Save the student's UNet (LoRA merged) in out_dir/student with save_pretrained."
