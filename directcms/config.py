@@ -58,9 +58,9 @@ class TrainConfig:
     eval_every: int = None           # steps between evaluations logged for training curves; 0 = only at the end
     num_eval: int = None             # evaluation samples (fixed noise; classes / captions cycling); sdxl-paper: 0 = every caption (the paper)
     size: int = None                 # digits: image size (8, 16, ...)
-    teacher: str = None              # digits: path, "" = runs/<preset>/teacher (trained when missing); sdxl: path or hub id
-    teacher_steps: int = None        # digits: steps when the teacher has to be trained
-    assets_dir: str = ""             # teacher references, classifier, init_noise.pt; "" = runs/<preset>
+    teacher: str = None              # digits: path, "" = the shipped teacher (directcms/assets/digits/teacher); sdxl: path or hub id
+    teacher_steps: int = None        # digits: 1500 = the shipped teacher; another value trains one into assets_dir/teacher
+    assets_dir: str = ""             # teacher references, init_noise.pt (and a teacher / classifier of another size or teacher_steps); "" = runs/<preset>
     data: str = ""                   # sdxl: image-caption folder (images + metadata.csv / metadata.jsonl)
     skip_bad_data: bool = False      # sdxl: leave out rows whose image or caption is broken (one warning) instead of stopping
     vae: str = None                  # sdxl: VAE path or hub id; "" = the teacher's own
