@@ -414,8 +414,9 @@ def compare(rows: list[dict], axes=ANALYTIC_AXES, ode: str = "ode_error_teacher"
             d_q = [by_k[a][s][1] - by_k[b][s][1] for s in seeds]
             if higher_is_better: d_q = [-x for x in d_q]     # d_q > 0: a's samples are worse
             mo, so, n = mean_se(d_ode)
-            mq, sq, _ = mean_se(d_q)
-            so_sig, sq_sig = _sig(mo, so, n, z), _sig(mq, sq, n, z)
+            mq, sq, nq = mean_se(d_q)                      # a seed whose quality is not finite drops out here
+            so_sig, sq_sig = _sig(mo, so, n, z), _sig(mq, sq, nq, z)
+            n = min(n, nq)
             if so_sig > 0: a, b, mo, mq, sq_sig = b, a, -mo, -mq, -sq_sig      # orient: a has the lower ODE error
             outcome = ("unresolved ODE" if so_sig == 0 else "inconsistent" if sq_sig > 0
                        else "consistent" if sq_sig < 0 else "unresolved samples")
@@ -484,7 +485,7 @@ def chance_sentence(comparisons: list[dict], z: float = 2.0) -> str:
             f"Comparisons share runs (every pair of k in a setting, and 1-, 2- and 4-step samples of the same students), "
             f"so this count varies more than a binomial would.")
 
-def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6) -> dict:
+def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6, z: float = 2.0) -> dict:
     "Counts of compare() outcomes (ODE difference resolved; then samples worse / better / unresolved) and where samples were worse (Vouitsis et al. 2024's claim)."
     ode_sig = [c for c in comparisons if c["outcome"] != "unresolved ODE"]
     where = {}
@@ -495,7 +496,7 @@ def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6) -> dic
                 worse=sum(c["outcome"] == "inconsistent" for c in ode_sig),
                 better=sum(c["outcome"] == "consistent" for c in ode_sig),
                 unresolved=sum(c["outcome"] == "unresolved samples" for c in ode_sig),
-                chance=chance_worse(ode_sig), max_seeds=max((c["n_seeds"] for c in comparisons), default=0),
+                chance=chance_worse(ode_sig, z), max_seeds=max((c["n_seeds"] for c in comparisons), default=0),
                 where="; ".join(f"{k} ({v})" for k, v in items[:max_list]) + (" ..." if len(items) > max_list else ""))
 
 # %% ../nbs/15_science.ipynb #86db0ed2

@@ -344,9 +344,12 @@ def _wait(acc, shard):
 
 @patch
 def reference_dir(self: SDXLPreset) -> Path:
-    "The folder of the teacher's reference: N, w, solver, number of samples and resolution in its name."
+    "The folder of the teacher's reference: N, w, solver, samples, resolution, and a hash of teacher, VAE, precision and captions."
+    import hashlib
     c = self.cfg
-    return self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{self.num_eval}_r{c.resolution}"
+    what = json.dumps([c.teacher, c.vae, c.mixed_precision, self.prompts], sort_keys=True).encode()
+    h = hashlib.sha256(what).hexdigest()[:12]                 # another teacher or data set never reuses this reference
+    return self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{self.num_eval}_r{c.resolution}_{h}"
 
 @patch
 def cond_at(self: SDXLPreset, start: int, end: int, device) -> dict:
@@ -410,7 +413,10 @@ def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device,
 def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
     "The teacher's reference (built or resumed) and its Table 1 rows, N steps and plain DDIM in k steps (cached in metrics.json)."
     c, d = self.cfg, self.build_reference(teacher_eps, device, acc, shard, progress)
-    path, key = d / "metrics.json", dict(metrics=sorted(self.metric_models), metrics_weights=repr(c.metrics_weights))
+    from directcms.image_metrics import DINOV2_MODEL, CLIP_MODEL
+    path = d / "metrics.json"                 # the rows are reused only if they were scored by the same networks
+    key = dict(metrics=sorted(self.metric_models), metrics_weights=repr(c.metrics_weights),
+               networks=[DINOV2_MODEL, CLIP_MODEL, JPEG_QUALITY])
     cached = json.loads(path.read_text()) if path.exists() else {}
     rows = cached.get("rows", {}) if {k: cached.get(k) for k in key} == key else {}
     ac = self.alphas_cumprod.to(device)

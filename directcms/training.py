@@ -217,10 +217,13 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     if not cfg.resume and out.exists():
         for p in ("checkpoints", "log.jsonl", "metrics.json"):
             q = out / p
-            if q.is_dir(): shutil.rmtree(q)
-            elif q.exists(): q.unlink()
+            if q.is_dir(): shutil.rmtree(q, ignore_errors=True)     # every process may get here: no race
+            else: q.unlink(missing_ok=True)
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
+    if cfg.eval_every and acc.num_processes > 1 and cfg.preset != "digits":
+        raise ValueError(f"eval_every={cfg.eval_every} is invalid with {acc.num_processes} processes: allowed 0 (the "
+                         f"{cfg.preset} evaluation is sharded over every process at the end of the run)")
     if acc.is_main_process: cfg.save()
     with acc.main_process_first():             # the main process makes missing assets, the others then load them
         preset = preset or preset_class(cfg.preset)(cfg, progress=progress and acc.is_main_process)
@@ -238,6 +241,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     ckpt, start = latest_checkpoint(out) if cfg.resume else (None, 0)
     log_path = out / "log.jsonl"
     if ckpt is not None:
+        if lean: _check_lean_checkpoint(ckpt, student)
         acc.load_state(str(ckpt), strict=not lean)     # a lean checkpoint holds no frozen weights
         if acc.is_main_process: _truncate_log(log_path, start); print(f"resumed from {ckpt}")
     elif acc.is_main_process and log_path.exists(): log_path.unlink()
@@ -271,7 +275,8 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             row = dict(step=step + 1, loss=acc.gather(loss.detach()[None]).mean().item(),
                        teacher_evals=_global_sum(acc, diag["teacher_evals"]), mean_start_index=diag["mean_start_index"],
                        sec=round(time.perf_counter() - t0, 4))
-            if cfg.max_grad_norm: row["grad_norm"] = float(grad_norm)        # before clipping
+            if cfg.max_grad_norm:                                          # before clipping; None when fp16 overflowed
+                row["grad_norm"] = float(grad_norm) if math.isfinite(float(grad_norm)) else None
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and acc.is_main_process:
                 row["eval"] = evaluate(cfg, preset, acc.unwrap_model(student), teacher_eps, acc)[0]
             if acc.is_main_process:
@@ -302,6 +307,18 @@ def _keep_trainable(models, weights, output_dir):
     for m, w in zip(models, weights):
         keep = {n for n, p in m.named_parameters() if p.requires_grad}
         for k in [k for k in w if k not in keep]: del w[k]
+
+def _check_lean_checkpoint(ckpt, model):
+    "A lean checkpoint must hold exactly the trainable weights: else (another process count, other adapters) loading would silently keep the initial ones."
+    from safetensors import safe_open
+    path = Path(ckpt) / "model.safetensors"
+    if not path.exists(): return                             # saved some other way: accelerate's own checks apply
+    with safe_open(str(path), "pt") as f: saved = set(f.keys())
+    want = {n for n, p in model.named_parameters() if p.requires_grad}
+    if saved != want:
+        raise ValueError(f"{ckpt} holds {len(saved)} trainable tensors that do not match this run's {len(want)} "
+                         f"(e.g. {sorted(saved ^ want)[:2]}); resume with the number of processes it was saved with, "
+                         f"or pass resume=False")
 
 
 # %% ../nbs/10_training.ipynb #faf967be
