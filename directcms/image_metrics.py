@@ -241,12 +241,8 @@ def _check_aesthetic(clip, pred):
 def frechet_from_sums(n1, s1, ss1, n2, s2, ss2) -> float:
     "Frechet distance of two Gaussians given by counts, feature sums and sums of outer products (Heusel et al. 2017)."
     if min(float(n1), float(n2)) < 2: return math.nan
-    def gauss(n, s, ss):
-        mu = s / n
-        return mu, (ss - n * torch.outer(mu, mu)) / (n - 1)
-    (mu1, c1), (mu2, c2) = gauss(n1.double(), s1.double(), ss1.double()), gauss(n2.double(), s2.double(), ss2.double())
-    covmean = torch.linalg.eigvals(c1 @ c2).sqrt().real.sum()      # tr sqrt(C1 C2), as torchmetrics computes it
-    return float((mu1 - mu2).square().sum() + c1.trace() + c2.trace() - 2 * covmean)
+    from directcms.evaluation import frechet_distance_from_stats       # the one implementation of the arithmetic
+    return frechet_distance_from_stats((float(n1), s1.double(), ss1.double()), (float(n2), s2.double(), ss2.double()))
 
 @torch.no_grad()
 def clip_text_embeddings(prompts, clip, processor):

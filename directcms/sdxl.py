@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 from .schedules import alphas_cumprod_from_config
-from .image_metrics import MissingWeights, pretrained_source, load_image_metrics, image_metrics
-from .evaluation import ode_error
+from .image_metrics import MissingWeights, pretrained_source, load_image_metrics
 from .sampling import teacher_sample
 
 # %% auto #0
@@ -194,7 +193,6 @@ class SDXLPreset:
         self.num_eval = getattr(cfg, "num_eval", None) or len(self.data)        # None / 0: every caption (test.py)
         self.prompts = [self.data.rows[i % len(self.data)]["text"] for i in range(self.num_eval)]
         self.noise, self.labels = self._init_noise(), None
-        self._eval_cond, self._decoded = None, {}
 
     def _init_noise(self):
         path, n = self.assets / "init_noise.pt", self.num_eval
@@ -246,23 +244,6 @@ class SDXLPreset:
             raise RuntimeError(f"train_loader gave images {loaded['indices'].tolist()} for a step that draws {idx.tolist()}")
         x0 = self.encode_images(loaded["pixels"], g)
         return x0, self.cond(loaded["text"], loaded["original_size"], loaded["crop_top_left"])
-
-    def eval_cond(self):
-        if self._eval_cond is None:
-            res = self.cfg.resolution
-            self._eval_cond = {k: v.cpu() for k, v in self.cond(self.prompts, [(res, res)] * len(self.prompts),
-                                                                  [(0, 0)] * len(self.prompts)).items()}
-        return self._eval_cond
-
-    def metrics(self, samples, reference):
-        "In memory, for a few samples: latent ODE error, FID / FD-DINOv2 against the teacher's images, CLIP and aesthetic."
-        key = (reference.data_ptr(), tuple(reference.shape))
-        if key not in self._decoded: self._decoded = {key: self.decode(reference)}
-        images = self.decode(samples)
-        m = dict(ode_error=ode_error(samples, reference))
-        m.update(image_metrics(self._decoded[key], images, self.prompts, models=self.metric_models,
-                               batch_size=self.cfg.eval_batch_size))
-        return {k: float(v) for k, v in m.items()}
 
     def save_student(self, student, out_dir):
         "The LoRA in diffusers format (pytorch_lora_weights.safetensors), or the full UNet when lora_rank = 0."
@@ -391,6 +372,8 @@ def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device,
     rank, world = _shards(acc, shard)
     images_dir = Path(images_dir); images_dir.mkdir(parents=True, exist_ok=True)
     sm = StreamingImageMetrics(self.metric_models, device=device)
+    ref_cache = d / f"reference_features_{self._metrics_key_hash()}.pt"   # the teacher's image features, computed once
+    have_ref = ref_cache.exists()
     sq = torch.zeros(2, dtype=torch.float64, device=device)          # squared latent error, number of elements
     kept = []
     for s, e in tqdm(eval_chunks(self.num_eval, c.eval_batch_size, rank, world), desc=name, unit="chunk",
@@ -400,12 +383,18 @@ def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device,
         sq += torch.stack([(z.float() - ref).square().sum().double(), torch.tensor(float(z.numel()), dtype=torch.float64, device=device)])
         paths = [images_dir / f"{i}.jpg" for i in range(s, e)]
         if sample_fn is not None: save_jpeg(to_uint8(self.decode(z)), paths)
-        sm.update(load_jpeg(paths), reference=load_jpeg([d / "images" / f"{i}.jpg" for i in range(s, e)]), prompts=self.prompts[s:e])
+        ref_images = None if have_ref else load_jpeg([d / "images" / f"{i}.jpg" for i in range(s, e)])
+        sm.update(load_jpeg(paths), reference=ref_images, prompts=self.prompts[s:e])
         kept += [(i, z[i - s].float().cpu()) for i in range(s, min(e, keep))]
     if world > 1:
         sm.reduce(acc); sq = acc.reduce(sq, "sum")
         from accelerate.utils import gather_object
         kept = gather_object(kept)
+    if have_ref: sm.state.update({k: v.to(device) for k, v in torch.load(ref_cache).items()})
+    else:
+        if acc is None or acc.is_main_process or not shard:
+            _save_chunk({k: v.cpu() for k, v in sm.state.items() if ".ref." in k}, ref_cache)
+        _wait(acc, shard)
     kept = sorted(kept, key=lambda t: t[0])
     return dict(ode_error=float(sq[0] / sq[1]), **sm.compute()), torch.stack([z for _, z in kept]) if kept else None
 
@@ -413,10 +402,7 @@ def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device,
 def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
     "The teacher's reference (built or resumed) and its Table 1 rows, N steps and plain DDIM in k steps (cached in metrics.json)."
     c, d = self.cfg, self.build_reference(teacher_eps, device, acc, shard, progress)
-    from directcms.image_metrics import DINOV2_MODEL, CLIP_MODEL
-    path = d / "metrics.json"                 # the rows are reused only if they were scored by the same networks
-    key = dict(metrics=sorted(self.metric_models), metrics_weights=repr(c.metrics_weights),
-               networks=[DINOV2_MODEL, CLIP_MODEL, JPEG_QUALITY])
+    path, key = d / "metrics.json", self._metrics_key()   # the rows are reused only if scored by the same networks
     cached = json.loads(path.read_text()) if path.exists() else {}
     rows = cached.get("rows", {}) if {k: cached.get(k) for k in key} == key else {}
     ac = self.alphas_cumprod.to(device)
@@ -430,6 +416,18 @@ def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = Fal
         atomic_write(path, lambda p: p.write_text(json.dumps(dict(**key, rows=rows), indent=1)))
     _wait(acc, shard)
     return dict(samples=self.reference_latents(0, min(KEEP, self.num_eval)), metrics=rows, dir=str(d))
+
+@patch
+def _metrics_key(self: SDXLPreset) -> dict:
+    "What the cached teacher rows and reference features depend on besides the images: the metric networks."
+    from directcms.image_metrics import DINOV2_MODEL, CLIP_MODEL
+    return dict(metrics=sorted(self.metric_models), metrics_weights=repr(self.cfg.metrics_weights),
+                networks=[DINOV2_MODEL, CLIP_MODEL, JPEG_QUALITY])
+
+@patch
+def _metrics_key_hash(self: SDXLPreset) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps(self._metrics_key(), sort_keys=True).encode()).hexdigest()[:12]
 
 @patch
 def evaluate_student(self: SDXLPreset, student, teacher_eps, acc=None, shard: bool = False, progress: bool = True):
