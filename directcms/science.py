@@ -22,11 +22,15 @@ from .report import _plt
 
 # %% auto #0
 __all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
-           'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
-           'distill', 'analytic_group', 'analytic_experiment', 'distill_ensemble', 'analytic_grid',
-           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten',
-           'k_order', 'mean_se', 'compare', 'verdict', 'null_tail', 'chance_worse', 'chance_sentence', 'tally',
-           'summary', 'write_csv', 'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
+           'CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'analytic_teacher', 'mode_radius',
+           'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'distill', 'analytic_group',
+           'analytic_experiment', 'EnsembleDistiller', 'distill_ensemble', 'analytic_grid', 'run_analytic_sweep',
+           'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten', 'k_order', 'mean_se',
+           'compare', 'verdict', 'null_tail', 'chance_worse', 'chance_sentence', 'tally', 'summary', 'write_csv',
+           'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid', 'mode_features', 'feature_fd',
+           'data_score', 'error_split', 'convergence_members', 'eval_steps', 'convergence_setting', 'plateaued',
+           'convergence_grid', 'run_convergence', 'convergence_rows', 'crossings', 'convergence_summary',
+           'plot_convergence', 'plot_errors']
 
 # %% ../nbs/15_science.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -226,56 +230,110 @@ def _teacher_targets(eps_fn, x, start, n, grids, alphas_cumprod, cond, steps):
         if r + 1 in want: out[r + 1] = x.clone()
     return {s: out.get(s, x) for s in want}                 # beyond every sample's last step: the final states
 
-def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], steps, batch_size, lr) -> list[list[float]]:
-    "`distill` of many students as one batched model: member i = dict(N, k, seed) trains ConsistencyModel(mlps[i]) in place to the weights and losses `distill` gives it alone (float rounding); returns each member's losses."
-    if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
-    for m in members:
-        k = m["k"]
-        if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
-    M, B, ac = len(mlps), batch_size, gmm.alphas_cumprod
-    ens = EnsembleMLPEps(mlps)
-    opt = torch.optim.Adam(ens.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))    # as distill
-    nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]        # teacher steps before the N clamp
-    streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
-    pos = {sn: i for i, sn in enumerate(streams)}
-    gens = {sn: _gen(sn[0], 3) for sn in streams}
-    grids = {n: timestep_grid(len(ac), n) for _, n in streams}
-    longest = {n: max(s for m, s in zip(members, nsteps) if m["N"] == n) for n in grids}   # teacher steps needed per N
-    L = max(grids) + 1                                      # every stream's rows carry its grid, padded with -1
-    row_grids = torch.cat([torch.cat([grids[n], grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
-    own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]   # member's stream rows
-    rows = torch.cat([torch.arange(r.start, r.stop) for r in own])
-    k_rows, N_rows = (torch.tensor(v).repeat_interleave(B) for v in (nsteps, [m["N"] for m in members]))
-    losses = []
-    for _ in range(steps):
-        draw = []
-        for (seed, N), g in gens.items():                   # distill's draws, in its order
-            x0, y = gmm.sample(B, generator=g)
+class EnsembleDistiller:
+    "Many `distill` runs as one batched model, trained in chunks: member i = dict(N, k, seed, target) with target 'online' (the student, stop-gradient) or 'ema' (an exponential moving average of it); resumable through state_dict (Vouitsis et al. 2024, eq. 6; Song et al. 2023, eq. 7)."
+    def __init__(self,
+                 mlps: list[MLPEps],           # the students' eps networks (their weights are the starting point)
+                 teacher_eps,                  # guided teacher eps(x, t, y=...)
+                 gmm: GaussianMixture,         # the data: x0, y drawn from it
+                 members: list[dict],          # per student: N, k (int or "all"), seed, optional target ("online" | "ema")
+                 batch_size: int,              # samples per member and step
+                 lr: float,                    # Adam learning rate
+                 total_steps: int | None = None,   # cosine-annealed over this many steps (as `distill`); None: constant lr
+                 ema_decay: float = 0.95):     # target EMA rate mu for members with target "ema" (Song et al. 2023)
+        if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
+        for m in members:
+            k = m["k"]
+            if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
+            if m.get("target", "online") not in ("online", "ema"): raise ValueError(f"target={m['target']!r}: 'online' or 'ema'")
+        self.members, self.gmm, self.teacher_eps, self.B, self.M = members, gmm, teacher_eps, batch_size, len(mlps)
+        ac = gmm.alphas_cumprod
+        self.ens = EnsembleMLPEps(mlps)
+        self.opt = torch.optim.Adam(self.ens.parameters(), lr=lr)
+        self.sched = None if total_steps is None else torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, max(total_steps, 1))
+        self.ema = torch.tensor([m.get("target", "online") == "ema" for m in members])
+        self.ema_decay = ema_decay
+        self.tgt = copy.deepcopy(self.ens).requires_grad_(False) if self.ema.any() else None
+        self.nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]   # teacher steps before the N clamp
+        streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
+        pos = {sn: i for i, sn in enumerate(streams)}
+        self.gens = {sn: _gen(sn[0], 3) for sn in streams}
+        self.grids = {n: timestep_grid(len(ac), n) for _, n in streams}
+        self.longest = {n: max(s for m, s in zip(members, self.nsteps) if m["N"] == n) for n in self.grids}
+        L = max(self.grids) + 1                                 # every stream's rows carry its grid, padded with -1
+        B = batch_size
+        self.row_grids = torch.cat([torch.cat([self.grids[n], self.grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
+        self.own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]
+        self.rows = torch.cat([torch.arange(r.start, r.stop) for r in self.own])
+        self.k_rows, self.N_rows = (torch.tensor(v).repeat_interleave(B) for v in (self.nsteps, [m["N"] for m in members]))
+        self.step = 0
+
+    def _draw(self):
+        "distill's draws of every stream, in its order: x_{t_n}, y, n and the teacher steps to take."
+        ac, B, draw = self.gmm.alphas_cumprod, self.B, []
+        for (seed, N), g in self.gens.items():
+            x0, y = self.gmm.sample(B, generator=g)
             start = torch.randint(0, N, (B,), generator=g)
             noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
-            a, s = alpha_sigma(grids[N][start], ac)
-            draw.append((bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start, (N - start).clamp(max=longest[N])))
-        x_s, y_s, start_s, n_s = (torch.cat(v) for v in zip(*draw))
-        with torch.no_grad():                               # one teacher solve for every stream and k
-            snap = _teacher_targets(teacher_eps, x_s, start_s, n_s, row_grids, ac, dict(y=y_s), set(nsteps))
-        x_t, y, start = x_s[rows], y_s[rows], start_s[rows]          # every member's batch, member after member
-        x_stop = torch.cat([snap[s][r] for r, s in zip(own, nsteps)])
-        t, t_stop = row_grids[rows, start], row_grids[rows, torch.minimum(start + k_rows, N_rows)]
-        shape = (M, B, *x_t.shape[1:])
-        with torch.no_grad():                               # online target: the student itself, stop-gradient
-            live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)    # members with a target off the data end
-            eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
-            if len(live) == M: eps = ens(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
-            elif len(live): eps[live] = ens(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
-            eps = eps.view(x_t.shape)
-            target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
-        pred = consistency_function(ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
-        per = (pred - target).float().view(M, B, -1).pow(2).mean(2).mean(1)    # each member's l2 `distance`, batch mean
-        opt.zero_grad(); per.sum().backward(); opt.step(); sched.step()
-        losses.append(per.detach())
-    ens.write_to(mlps)
-    return torch.stack(losses, 1).tolist() if losses else [[] for _ in mlps]
+            a, s = alpha_sigma(self.grids[N][start], ac)
+            draw.append((bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start, (N - start).clamp(max=self.longest[N])))
+        return (torch.cat(v) for v in zip(*draw))
+
+    def train(self, steps: int) -> torch.Tensor:
+        "Take `steps` optimizer steps; returns each member's losses, shape (M, steps)."
+        ac, M, B, losses = self.gmm.alphas_cumprod, self.M, self.B, []
+        tgt = self.tgt if self.tgt is not None else self.ens
+        for _ in range(steps):
+            x_s, y_s, start_s, n_s = self._draw()
+            with torch.no_grad():                               # one teacher solve for every stream and k
+                snap = _teacher_targets(self.teacher_eps, x_s, start_s, n_s, self.row_grids, ac, dict(y=y_s), set(self.nsteps))
+            x_t, y, start = x_s[self.rows], y_s[self.rows], start_s[self.rows]
+            x_stop = torch.cat([snap[s][r] for r, s in zip(self.own, self.nsteps)])
+            t, t_stop = self.row_grids[self.rows, start], self.row_grids[self.rows, torch.minimum(start + self.k_rows, self.N_rows)]
+            shape = (M, B, *x_t.shape[1:])
+            with torch.no_grad():                               # the target network at t_stop, stop-gradient
+                live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)
+                eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
+                if len(live) == M: eps = tgt(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
+                elif len(live): eps[live] = tgt(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
+                eps = eps.view(x_t.shape)
+                target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
+            pred = consistency_function(self.ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
+            per = (pred - target).float().view(M, B, -1).pow(2).mean(2).mean(1)
+            self.opt.zero_grad(); per.sum().backward(); self.opt.step()
+            if self.sched is not None: self.sched.step()
+            if self.tgt is not None: self._update_target()
+            losses.append(per.detach()); self.step += 1
+        return torch.stack(losses, 1) if losses else torch.zeros(M, 0)
+
+    @torch.no_grad()
+    def _update_target(self):
+        "Online members' target = the student; EMA members' target <- mu target + (1 - mu) student."
+        for n, p in self.ens.p.items():
+            q = self.tgt.p[n]
+            m = self.ema.view(-1, *([1] * (p.dim() - 1))).to(p.device)
+            q.copy_(torch.where(m, self.ema_decay * q + (1 - self.ema_decay) * p, p))
+
+    def write_to(self, mlps): self.ens.write_to(mlps)
+
+    def state_dict(self) -> dict:
+        return dict(step=self.step, ens=self.ens.state_dict(), tgt=None if self.tgt is None else self.tgt.state_dict(),
+                    opt=self.opt.state_dict(), sched=None if self.sched is None else self.sched.state_dict(),
+                    gens={json.dumps(k): g.get_state() for k, g in self.gens.items()})
+
+    def load_state_dict(self, sd: dict):
+        self.step = sd["step"]; self.ens.load_state_dict(sd["ens"]); self.opt.load_state_dict(sd["opt"])
+        if self.tgt is not None: self.tgt.load_state_dict(sd["tgt"])
+        if self.sched is not None: self.sched.load_state_dict(sd["sched"])
+        for k, g in self.gens.items(): g.set_state(sd["gens"][json.dumps(k)])
+
+def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], steps, batch_size, lr) -> list[list[float]]:
+    "`distill` of many students as one batched model: member i = dict(N, k, seed) trains ConsistencyModel(mlps[i]) in place to the weights and losses `distill` gives it alone (float rounding); returns each member's losses."
+    dist = EnsembleDistiller(mlps, teacher_eps, gmm, members, batch_size, lr, total_steps=steps)   # cosine, as distill
+    losses = dist.train(steps)
+    dist.write_to(mlps)
+    return losses.tolist()
+
 
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
@@ -706,4 +764,312 @@ def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = Non
             if a == "overrides" and not isinstance(v, dict): raise ValueError(f"{name}['overrides']={v!r} is invalid: allowed a dict of TrainConfig fields")
         grid[part].update({a: list(v) if isinstance(v, tuple) else v for a, v in axes.items()})
     return grid
+
+
+# %% ../nbs/15_science.ipynb #fff6944b
+from .evaluation import frechet_distance_from_stats, _stats
+
+def mode_features(gmm: GaussianMixture, x):
+    "Fixed nonlinear features of the testbed: soft mode assignments r_k(x) and r_k times the within-mode radius ||x - mu_k|| / (sigma_k sqrt(d)), 2K columns."
+    x = x.to(torch.float64).flatten(1)
+    sq = (x[:, None] - gmm.means).pow(2).sum(-1)                              # (B, K)
+    r = torch.softmax(gmm.weights.log() - 0.5 * sq / gmm.stds.pow(2) - gmm.dim * gmm.stds.log(), 1)
+    rho = sq.sqrt() / (gmm.stds * math.sqrt(gmm.dim))
+    return torch.cat([r, r * rho], 1)
+
+def feature_fd(gmm: GaussianMixture, x, ref) -> float:
+    "Frechet distance between `mode_features` of two sample sets: a quality measure in a nonlinear feature space, not bounded by the ODE error."
+    return frechet_distance_from_stats(_stats(mode_features(gmm, x)), _stats(mode_features(gmm, ref)))
+
+def data_score(gmm: GaussianMixture, x, y=None):
+    "Exact score grad_x log p(x | y) of the clean data density (autograd through `GaussianMixture.log_prob`)."
+    x = x.detach().to(torch.float64).requires_grad_(True)
+    with torch.enable_grad(): g, = torch.autograd.grad(gmm.log_prob(x, y).sum(), x)
+    return g
+
+def error_split(gmm: GaussianMixture, x, ref_x, y=None) -> dict:
+    "Split e = x - ref_x along the unit data score at ref_x (towards the data: > 0) and across it: signed mean, shares of E|e|^2 (isotropic errors put 1/d along)."
+    e = (x - ref_x).to(torch.float64).flatten(1)
+    s = data_score(gmm, ref_x, y).flatten(1)
+    u = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    along = (e * u).sum(1)
+    tot = e.pow(2).sum(1).mean()
+    return dict(err_along=along.mean().item(), err_along_share=(along.pow(2).mean() / tot).item() if tot > 0 else None)
+
+
+# %% ../nbs/15_science.ipynb #bd427fbb
+from tqdm.auto import tqdm
+
+CONVERGENCE_DEFAULTS = dict(num_components=8, num_classes=4, radius=2.0, std=0.15, width=128, depth=3, fit_steps=500,
+                            fit_lr=3e-3, batch_size=64, lr=5e-4, ema_decay=0.95, num_eval=1000, first_eval=100,
+                            max_steps=20000, plateau=0.05, save_every=500, eval_seed=0, ref_rtol=1e-4, ref_atol=1e-6)
+
+def convergence_members(ks, seeds, ema_k1: bool = True) -> list[dict]:
+    "Members of one convergence setting: every k x seed with the online target, plus k = 1 with an EMA target (Song et al. 2023) when ema_k1."
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    out = [dict(k=k, seed=s, target="online") for k in ks for s in seeds]
+    return out + ([dict(k=1, seed=s, target="ema") for s in seeds] if ema_k1 else [])
+
+def eval_steps(first: int, cap: int) -> list[int]:
+    "Log-spaced evaluation steps first * 2^j up to cap (cap itself last): every doubling is one plateau check."
+    out, s = [0], first
+    while s < cap: out.append(s); s *= 2
+    return out + [cap] if cap > 0 else out
+
+def _member_label(m): return f"k={m['k']}" + (" ema" if m["target"] == "ema" else "")
+
+def _one_step_metrics(gmm, x, refset, tx, w):
+    "1-step measures of one sample set: sample_quality + ratio to the coupling bound + feature FD + error split."
+    q = sample_quality(gmm, x, refset["y"], refset["ref"], refset["exact"], tx, w)
+    q["sw_ratio"] = q["sw"] / math.sqrt(q["ode_error_exact"]) if q.get("ode_error_exact") else None
+    q["feature_fd"] = feature_fd(gmm, x, refset["ref"])
+    q.update(error_split(gmm, x, tx, refset["y"]))
+    return {k: (v if v is None or math.isfinite(v) else None) for k, v in q.items()}
+
+def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir, cache_dir=None, progress: bool = True,
+                        **sizes) -> dict:
+    "Train the members of one (d, N, w) setting as one ensemble until every k's seed-mean 1-step SW2 improves < plateau over a doubling of steps (or max_steps), measuring at log-spaced steps; resumable (state saved every save_every steps)."
+    s = {**CONVERGENCE_DEFAULTS, **sizes}
+    unknown = sorted(set(sizes) - set(CONVERGENCE_DEFAULTS))
+    if unknown: raise ValueError(f"unknown convergence size(s) {unknown}")
+    if 1000 % N: raise ValueError(f"N={N} must divide the 1000 train timesteps")
+    members = [dict(N=N, **m) for m in members]
+    keyed = {k: v for k, v in s.items() if k not in ("max_steps", "save_every")}     # a larger cap continues a run
+    h = hashlib.sha1(json.dumps([d, N, float(w), members, keyed], sort_keys=True).encode()).hexdigest()[:8]
+    runs_dir = Path(runs_dir); runs_dir.mkdir(parents=True, exist_ok=True)
+    jpath, spath = runs_dir / f"d{d}_N{N}_w{w:g}_{h}.json", runs_dir / f"d{d}_N{N}_w{w:g}_{h}.pt"
+    res = json.loads(jpath.read_text()) if jpath.exists() else None
+    steps = eval_steps(s["first_eval"], s["max_steps"])
+    if res is not None and (res["stopped"] == "plateau" or res["curves"][-1]["step"] >= s["max_steps"]): return res
+    gmm = analytic_teacher(d, s["num_components"], s["num_classes"], s["radius"], s["std"])
+    teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod
+    seeds = list(dict.fromkeys(m["seed"] for m in members))
+    t0 = time.time()                                         # one evaluation set for every seed: paired comparisons
+    ref = reference_set(gmm, w, s["num_eval"], s["eval_seed"], cache_dir, s["ref_rtol"], s["ref_atol"])
+    tx = teacher_sample(teacher_eps, ref["noise"], ac, N, "ddim", dict(y=ref["y"]))
+    mlps0 = {}
+    for seed in seeds:                                       # per seed: the student fitted to the teacher's eps
+        torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))
+        mlps0[seed] = MLPEps(d, gmm.num_classes, width=s["width"], depth=s["depth"]).double()
+        fit_to_teacher(mlps0[seed], teacher_eps, gmm, steps=s["fit_steps"], lr=s["fit_lr"], generator=_gen(seed, 5))
+    fit_secs = time.time() - t0
+    mlps = [copy.deepcopy(mlps0[m["seed"]]) for m in members]
+    dist = EnsembleDistiller(mlps, teacher_eps, gmm, members, s["batch_size"], s["lr"], None, s["ema_decay"])
+    if res is not None and spath.exists(): dist.load_state_dict(torch.load(spath, weights_only=False))
+    else: res = dict(settings=dict(d=d, N=N, w=float(w), **keyed), members=members,
+                     teacher=_one_step_metrics(gmm, tx, ref, tx, w), curves=[], stopped=None, seconds=0.0,
+                     fit_seconds=round(fit_secs, 2))
+    def measure(step, losses):
+        dist.write_to(mlps)
+        row = dict(step=step, members=[])
+        for i, (m, mlp) in enumerate(zip(members, mlps)):
+            with torch.no_grad():
+                x = ConsistencyModel(mlp, ac).eval()(ref["noise"], timestep_grid(len(ac), N)[0].expand(len(ref["noise"])), y=ref["y"])
+            q = _one_step_metrics(gmm, x, ref, tx, w)
+            q["loss"] = float(losses[i]) if losses is not None else None
+            row["members"].append(q)
+        return row
+    def save_state():
+        atomic_write(spath, lambda p: torch.save(dist.state_dict(), p))
+    def save_json():
+        atomic_write(jpath, lambda p: p.write_text(json.dumps(res, indent=0)))
+    if not res["curves"]: res["curves"].append(measure(0, None)); save_json()
+    bar = tqdm(total=s["max_steps"], initial=dist.step, desc=f"d={d} N={N} w={w:g}", disable=not progress, leave=False)
+    while dist.step < s["max_steps"]:
+        nxt = min(x for x in steps if x > dist.step)                        # next evaluation step
+        t1, tail = time.time(), []
+        while dist.step < nxt:
+            chunk = min(nxt - dist.step, s["save_every"] - dist.step % s["save_every"])
+            tail.append(dist.train(chunk)); bar.update(chunk)
+            if dist.step < nxt: save_state()
+        loss = torch.cat(tail, 1)
+        res["seconds"] = round(res["seconds"] + time.time() - t1, 2)
+        res["curves"].append(measure(dist.step, loss[:, -max(1, loss.shape[1] // 10):].mean(1).tolist()))
+        save_state(); save_json()
+        if plateaued(res, s["plateau"]): res["stopped"] = "plateau"; break
+    else: res["stopped"] = "cap"
+    bar.close(); save_json()
+    return res
+
+def _group_sw(res, row):
+    "{label: seed-mean 1-step SW2} of one curve row."
+    out = {}
+    for m, q in zip(res["members"], row["members"]): out.setdefault(_member_label(m), []).append(q["sw"] if q["sw"] is not None else math.inf)
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+def plateaued(res: dict, tol: float = 0.05) -> bool:
+    "True when every member group's seed-mean 1-step SW2 at the last step improved by less than tol on the step half as long (one doubling)."
+    rows = {r["step"]: r for r in res["curves"]}
+    last = res["curves"][-1]["step"]
+    if last < 2 or last // 2 not in rows: return False
+    now, half = _group_sw(res, rows[last]), _group_sw(res, rows[last // 2])
+    return all(math.isfinite(now[g]) and now[g] > (1 - tol) * half[g] for g in now)
+
+
+# %% ../nbs/15_science.ipynb #b0de485d
+CONVERGENCE_SCALES = {
+    "smoke": dict(d=[2], settings=[(10, 3.0)], k=[1, "all"], seeds=2, ema_k1=True,
+                  sizes=dict(fit_steps=20, batch_size=32, num_eval=128, first_eval=10, max_steps=40, save_every=20)),
+    "converged": dict(d=[2, 16, 64], settings=[(100, 9.0), (10, 1.0), (10, 3.0)], k=[1, 2, 4, 8, "all"], seeds=5,
+                      ema_k1=True, sizes={}),
+}
+CONVERGENCE_METRICS = ("sw", "ode_error_teacher", "ode_error_exact", "sw_ratio", "feature_fd", "loglik", "err_along",
+                       "err_along_share")
+
+def convergence_grid(scale: str, axes: dict | None = None) -> dict:
+    "The convergence study of one science.ipynb call: CONVERGENCE_SCALES[scale] with `axes` overrides (d, settings, k, seeds, ema_k1 or any size of CONVERGENCE_DEFAULTS); ValueError before any work."
+    if scale not in CONVERGENCE_SCALES: raise ValueError(f"scale={scale!r} has no convergence study: allowed {list(CONVERGENCE_SCALES)}")
+    g = copy.deepcopy(CONVERGENCE_SCALES[scale])
+    if axes is not None and not isinstance(axes, dict): raise ValueError(f"convergence_axes={axes!r}: a dict")
+    axes = dict(axes or {})
+    for a in list(axes):
+        if a in CONVERGENCE_DEFAULTS: g["sizes"][a] = axes.pop(a)
+    bad = sorted(set(axes) - {"d", "settings", "k", "seeds", "ema_k1"})
+    if bad: raise ValueError(f"convergence_axes has unknown key(s) {bad}: allowed d, settings, k, seeds, ema_k1 or {list(CONVERGENCE_DEFAULTS)}")
+    g.update(axes)
+    for a in ("d", "settings", "k"):
+        if not isinstance(g[a], (list, tuple)) or not g[a]: raise ValueError(f"convergence_axes[{a!r}]={g[a]!r}: a non-empty list")
+    g["settings"] = [tuple(p) for p in g["settings"]]
+    for p in g["settings"]:
+        if len(p) != 2 or 1000 % int(p[0]): raise ValueError(f"convergence_axes['settings'] entry {p!r}: (N, w) with N dividing 1000")
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in g["d"]): raise ValueError(f"convergence_axes['d']={g['d']!r}: positive integers")
+    _check_seeds("convergence_axes['seeds']", g["seeds"])
+    for k in g["k"]:
+        if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
+    for a, v in g["sizes"].items():
+        if a in ("max_steps", "first_eval", "fit_steps", "batch_size", "num_eval", "save_every") and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if a in ("max_steps", "fit_steps") else 1)):
+            raise ValueError(f"convergence_axes[{a!r}]={v!r}: an integer >= {0 if a in ('max_steps', 'fit_steps') else 1}")
+    return g
+
+def run_convergence(grid: dict, runs_dir, workers: int = 1, progress: bool = True) -> list[dict]:
+    "Run (or resume) every (d, N, w) setting of a convergence grid on `workers` processes (each single-threaded); results in grid order."
+    cache = Path(runs_dir) / "_cache"
+    mem = convergence_members(grid["k"], grid["seeds"], grid["ema_k1"])
+    jobs = [(d, int(N), float(w)) for d in grid["d"] for N, w in grid["settings"]]
+    args = [(convergence_setting, (d, N, w, mem, runs_dir, cache, progress and workers == 1), grid["sizes"]) for d, N, w in jobs]
+    t0 = time.time()
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            out = list(ex.map(_kw_worker, args))
+    else: out = [_kw_worker(a) for a in args]
+    if progress:
+        for (d, N, w), r in zip(jobs, out):
+            print(f"d={d} N={N} w={w:g}: {r['stopped']} at step {r['curves'][-1]['step']}, {r['seconds']:.0f} s training")
+        print(f"convergence: {len(jobs)} settings, {time.time() - t0:.0f} s this call")
+    return out
+
+def _kw_worker(args):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fn, a, kw = args
+        return fn(*a, **kw)
+    finally: torch.set_num_threads(threads)
+
+def convergence_rows(results: list[dict]) -> list[dict]:
+    "One row per (setting, member, step) with every measure, plus the teacher's own level as member 'teacher' at each step."
+    rows = []
+    for r in results:
+        st = {a: r["settings"][a] for a in ("d", "N", "w")}
+        for c in r["curves"]:
+            for m, q in zip(r["members"], c["members"]):
+                rows.append(dict(**st, member=_member_label(m), seed=m["seed"], step=c["step"], **{k: q.get(k) for k in ("loss", *CONVERGENCE_METRICS)}))
+        rows.append(dict(**st, member="teacher", seed=None, step=None, loss=None, **{k: r["teacher"].get(k) for k in CONVERGENCE_METRICS}))
+    return rows
+
+def _final_rows(results):
+    "convergence_rows of each setting's last evaluated step, shaped for `compare` (budget = that step, steps = 1 sampling step)."
+    rows = []
+    for r in results:
+        last = r["curves"][-1]
+        for m, q in zip(r["members"], last["members"]):
+            rows.append(dict(d=r["settings"]["d"], N=r["settings"]["N"], w=r["settings"]["w"], target=m["target"],
+                             budget=last["step"], k=m["k"], seed=m["seed"], steps=1, **q))
+    return rows
+
+def crossings(summ: list[dict], metric: str, a: str = "k=1", b: str = "k=all") -> list[dict]:
+    "Per setting, the evaluation steps between which the seed-mean curves of members a and b of `metric` change order."
+    by = {}
+    for r in summ: by.setdefault((r["d"], r["N"], r["w"]), {}).setdefault(r["member"], {})[r["step"]] = r[f"{metric}_mean"]
+    out = []
+    for st, mem in by.items():
+        if a not in mem or b not in mem: continue
+        steps = sorted(s for s in mem[a] if s in mem[b] and s)
+        sign = [np.sign(mem[a][s] - mem[b][s]) for s in steps]
+        for i in range(1, len(steps)):
+            if sign[i] and sign[i - 1] and sign[i] != sign[i - 1]:
+                out.append(dict(d=st[0], N=st[1], w=st[2], between=(steps[i - 1], steps[i]), lower_after=a if sign[i] < 0 else b))
+    return out
+
+def convergence_summary(rows: list[dict]) -> list[dict]:
+    "Mean and SE over seeds of every measure per (d, N, w, member, step)."
+    cells = {}
+    for r in rows:
+        if r["member"] != "teacher": cells.setdefault((r["d"], r["N"], r["w"], r["member"], r["step"]), []).append(r)
+    out = []
+    for (d, N, w, mem, step), rs in cells.items():
+        row = dict(d=d, N=N, w=w, member=mem, step=step)
+        for m in ("loss", *CONVERGENCE_METRICS): row[f"{m}_mean"], row[f"{m}_se"], row["n_seeds"] = mean_se([x.get(m) for x in rs])
+        out.append(row)
+    return out
+
+_PANEL = dict(sw="1-step sliced W2", ode_error_teacher="ODE error vs teacher", feature_fd="feature FD", sw_ratio="SW2 / sqrt(ODE error exact)")
+
+def plot_convergence(rows: list[dict], metrics=("sw", "ode_error_teacher", "feature_fd", "sw_ratio")):
+    "Each measure against training steps (log x), one column per (d, N, w), mean ± SE over seeds per member, the teacher's level dashed; returns the Figure."
+    import matplotlib.pyplot as plt
+    summ = convergence_summary(rows)
+    teacher = {(r["d"], r["N"], r["w"]): r for r in rows if r["member"] == "teacher"}
+    settings = sorted(teacher, key=lambda s: (s[0], -s[1], s[2]))
+    members = sorted({r["member"] for r in summ}, key=lambda m: (m.endswith("ema"), k_order(m.split("=")[1].split()[0])))
+    colors = dict(zip(members, plt.cm.viridis(np.linspace(0, 0.9, len(members)))))
+    fig, axes = plt.subplots(len(metrics), len(settings), figsize=(2.2 * len(settings) + 1, 1.9 * len(metrics)), squeeze=False)
+    for j, st in enumerate(settings):
+        for i, m in enumerate(metrics):
+            ax = axes[i][j]
+            for mem in members:
+                pts = sorted((r["step"], r[f"{m}_mean"], r[f"{m}_se"]) for r in summ if (r["d"], r["N"], r["w"]) == st
+                             and r["member"] == mem and r["step"] and r[f"{m}_mean"] is not None and math.isfinite(r[f"{m}_mean"]))
+                if not pts: continue
+                s, mu, se = map(np.array, zip(*pts))
+                ax.plot(s, mu, color=colors[mem], lw=1.2, ls=":" if mem.endswith("ema") else "-", label=mem)
+                ax.fill_between(s, mu - se, mu + se, color=colors[mem], alpha=0.2, lw=0)
+            tv = teacher[st].get(m)
+            if tv is not None and m not in ("ode_error_teacher",) and math.isfinite(tv) and tv > 0: ax.axhline(tv, color="k", ls="--", lw=0.8)
+            ax.set_xscale("log"); ax.set_yscale("log" if m != "sw_ratio" else "linear")
+            ax.tick_params(labelsize=6)
+            if i == 0: ax.set_title(f"d={st[0]} N={st[1]} w={st[2]:g}", fontsize=7)
+            if j == 0: ax.set_ylabel(_PANEL.get(m, m), fontsize=7)
+            if i == len(metrics) - 1: ax.set_xlabel("training steps", fontsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+def plot_errors(rows: list[dict]):
+    "At each setting's last step: 1-step ODE error vs feature FD per member, and where the error goes (signed component along the data score, share of E|e|^2 along it); returns the Figure."
+    import matplotlib.pyplot as plt
+    last = {}
+    for r in rows:
+        if r["member"] != "teacher": last[(r["d"], r["N"], r["w"])] = max(last.get((r["d"], r["N"], r["w"]), 0), r["step"])
+    fin = [r for r in rows if r["member"] != "teacher" and r["step"] == last[(r["d"], r["N"], r["w"])]]
+    members = sorted({r["member"] for r in fin}, key=lambda m: (m.endswith("ema"), k_order(m.split("=")[1].split()[0])))
+    colors = dict(zip(members, plt.cm.viridis(np.linspace(0, 0.9, len(members)))))
+    marks = {d: mk for d, mk in zip(sorted({r["d"] for r in fin}), "os^D")}
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for r in fin:
+        c, mk = colors[r["member"]], marks[r["d"]]
+        if r["ode_error_teacher"] and r["feature_fd"]: axes[0].scatter(r["ode_error_teacher"], r["feature_fd"], color=c, marker=mk, s=10)
+        if r["err_along"] is not None: axes[1].scatter(r["ode_error_teacher"], r["err_along"], color=c, marker=mk, s=10)
+        if r["err_along_share"] is not None: axes[2].scatter(r["ode_error_teacher"], r["err_along_share"] * r["d"], color=c, marker=mk, s=10)
+    for ax, yl in zip(axes, ("feature FD to exact samples", "mean error along data score (> 0: towards data)",
+                             "share of error along score x d (1 = isotropic)")):
+        ax.set_xscale("log"); ax.set_xlabel("1-step ODE error vs teacher", fontsize=8); ax.set_ylabel(yl, fontsize=8); ax.tick_params(labelsize=7)
+    axes[0].set_yscale("log"); axes[2].set_yscale("log"); axes[1].axhline(0, color="k", lw=0.6); axes[2].axhline(1, color="k", lw=0.6, ls="--")
+    for mem in members: axes[0].scatter([], [], color=colors[mem], label=mem, s=10)
+    for d, mk in marks.items(): axes[0].scatter([], [], color="gray", marker=mk, label=f"d={d}", s=10)
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
 

@@ -3,6 +3,7 @@ follows synthetic numbers."""
 import json
 from pathlib import Path
 import pytest
+import torch
 import directcms.science as sci
 from directcms.science import (analytic_experiment, analytic_grid, run_analytic_sweep, run_key, digits_configs,
                                digits_finished, run_digits_sweep, flatten, compare, verdict)
@@ -167,3 +168,54 @@ def test_degenerate_settings_are_students_narrower_than_the_data():
     assert not degenerate(dict(kind="analytic", d=64, width="large"))       # 256 >= 64
     assert not degenerate(dict(kind="analytic", d=16, width="small"))
     assert not degenerate(dict(kind="digits", rank=4))
+
+
+def test_convergence_notebook_smoke(tmp_path, monkeypatch):
+    "convergence.ipynb at smoke scale writes its figures, CSV and md; a second call reuses the finished settings."
+    import os, papermill as pm
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    runs, figs = tmp_path / "runs", tmp_path / "figs"
+    run = lambda: pm.execute_notebook(str(ROOT / "nbs" / "convergence.ipynb"), str(tmp_path / "c.ipynb"), cwd=str(tmp_path),
+                                      kernel_name="python3", progress_bar=False,
+                                      parameters=dict(scale="smoke", runs_dir=str(runs), figures_dir=str(figs), workers=1))
+    run()
+    for f in ("science_convergence.png", "science_errors.png", "science_convergence.csv", "science_convergence.md"):
+        assert (figs / f).stat().st_size > 200, f
+    md = (figs / "science_convergence.md").read_text()
+    assert "-p scale smoke" in md and "| 2 | 10 | 3 | k=all |" in md and "EMA target" in md
+    jsons = list((runs / "science" / "convergence").glob("*.json"))
+    assert len(jsons) == 1 and json.loads(jsons[0].read_text())["stopped"] == "cap"
+    stamp = jsons[0].stat().st_mtime_ns
+    run()
+    assert jsons[0].stat().st_mtime_ns == stamp                 # finished: read, not retrained
+
+
+def test_convergence_resumes_after_a_kill(tmp_path, monkeypatch):
+    "A run killed between state saves resumes from its state and ends with the measures of an uninterrupted run."
+    kw = dict(fit_steps=10, batch_size=16, num_eval=64, first_eval=8, max_steps=32, save_every=5)
+    mem = sci.convergence_members([1, "all"], 2)
+    whole = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "a", tmp_path / "c", progress=False, **kw)
+    train, calls = sci.EnsembleDistiller.train, []
+    def dies(self, steps):
+        calls.append(steps)
+        if len(calls) == 4: raise KeyboardInterrupt           # the 4th chunk: after saves at steps 5, 8 and 10
+        return train(self, steps)
+    monkeypatch.setattr(sci.EnsembleDistiller, "train", dies)
+    with pytest.raises(KeyboardInterrupt):
+        sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    monkeypatch.setattr(sci.EnsembleDistiller, "train", train)
+    state = torch.load(next((tmp_path / "b").glob("*.pt")), weights_only=False)
+    assert state["step"] == 10
+    again = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    assert [c["step"] for c in again["curves"]] == [0, 8, 16, 32]
+    for a, b in zip(again["curves"], whole["curves"]):
+        for qa, qb in zip(a["members"], b["members"]):
+            assert qa["sw"] == pytest.approx(qb["sw"], rel=1e-9) and qa["ode_error_teacher"] == pytest.approx(qb["ode_error_teacher"], rel=1e-9)
+
+
+def test_convergence_grid_checks_before_work():
+    with pytest.raises(ValueError, match="settings"): sci.convergence_grid("converged", dict(settings=[[7, 3.0]]))
+    with pytest.raises(ValueError, match="k="): sci.convergence_grid("converged", dict(k=[0]))
+    with pytest.raises(ValueError, match="batch_size"): sci.convergence_grid("converged", dict(batch_size=0))
+    g = sci.convergence_grid("converged")
+    assert g["d"] == [2, 16, 64] and g["seeds"] == 5 and sci.CONVERGENCE_DEFAULTS["max_steps"] >= 20000
