@@ -34,7 +34,7 @@ def load_digits_tensors(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% ../nbs/06_digits.ipynb #2b7b78eb
 def digits_unet(size: int = 8, channels=(32, 64)) -> UNet2DModel:
-    "The small class-conditional epsilon UNet of the embedded default (a diffusers UNet2DModel, no attention)."
+    "The small class-conditional epsilon UNet of the embedded default (a diffusers UNet2DModel, attention only in its middle block)."
     return UNet2DModel(sample_size=size, in_channels=1, out_channels=1, block_out_channels=tuple(channels),
                        down_block_types=("DownBlock2D",) * len(channels), up_block_types=("UpBlock2D",) * len(channels),
                        layers_per_block=1, norm_num_groups=8, num_class_embeds=NUM_CLASSES + 1)
