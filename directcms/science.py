@@ -1037,9 +1037,9 @@ def plot_convergence(rows: list[dict], metrics=("sw", "ode_error_teacher", "feat
                 ax.plot(s, mu, color=colors[mem], lw=1.2, ls=":" if mem.endswith("ema") else "-", label=mem)
                 ax.fill_between(s, mu - se, mu + se, color=colors[mem], alpha=0.2, lw=0)
             tv = teacher[st].get(m)
-            if tv is not None and m not in ("ode_error_teacher",) and math.isfinite(tv) and tv > 0: ax.axhline(tv, color="k", ls="--", lw=0.8)
+            if tv is not None and m not in ("ode_error_teacher", "sw_ratio") and math.isfinite(tv) and tv > 0: ax.axhline(tv, color="k", ls="--", lw=0.8)
             ax.set_xscale("log"); ax.set_yscale("log" if m != "sw_ratio" else "linear")
-            ax.tick_params(labelsize=6)
+            ax.tick_params(labelsize=6); ax.xaxis.set_minor_formatter(plt.NullFormatter()); ax.yaxis.set_minor_formatter(plt.NullFormatter())
             if i == 0: ax.set_title(f"d={st[0]} N={st[1]} w={st[2]:g}", fontsize=7)
             if j == 0: ax.set_ylabel(_PANEL.get(m, m), fontsize=7)
             if i == len(metrics) - 1: ax.set_xlabel("training steps", fontsize=7)
@@ -1065,7 +1065,7 @@ def plot_errors(rows: list[dict]):
         if r["err_along_share"] is not None: axes[2].scatter(r["ode_error_teacher"], r["err_along_share"] * r["d"], color=c, marker=mk, s=10)
     for ax, yl in zip(axes, ("feature FD to exact samples", "mean error along data score (> 0: towards data)",
                              "share of error along score x d (1 = isotropic)")):
-        ax.set_xscale("log"); ax.set_xlabel("1-step ODE error vs teacher", fontsize=8); ax.set_ylabel(yl, fontsize=8); ax.tick_params(labelsize=7)
+        ax.set_xscale("log"); ax.set_xlabel("1-step ODE error vs teacher", fontsize=8); ax.xaxis.set_minor_formatter(plt.NullFormatter()); ax.set_ylabel(yl, fontsize=8); ax.tick_params(labelsize=7)
     axes[0].set_yscale("log"); axes[2].set_yscale("log"); axes[1].axhline(0, color="k", lw=0.6); axes[2].axhline(1, color="k", lw=0.6, ls="--")
     for mem in members: axes[0].scatter([], [], color=colors[mem], label=mem, s=10)
     for d, mk in marks.items(): axes[0].scatter([], [], color="gray", marker=mk, label=f"d={d}", s=10)
