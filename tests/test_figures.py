@@ -3,7 +3,7 @@ import csv, json
 from pathlib import Path
 import numpy as np
 import pytest
-from directcms.report import COLUMNS, table1, verdict
+from directcms.results import COLUMNS, table1, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("table1.csv", "table1.md", "samples.png", "ode_error_vs_fd.png", "training_curves.png", "README.md")
@@ -43,6 +43,7 @@ def test_table1_mean_and_std_over_seeds():
             assert row["fd_teacher_std"] == pytest.approx(np.std(vals, ddof=1))
 
 def test_verdict_follows_the_numbers():
+    "The verdict pairs Direct CM and CM runs by seed (results.paired_difference)."
     def runs(ode_direct, fd_direct):
         out = []
         for s in range(3):
@@ -50,7 +51,7 @@ def test_verdict_follows_the_numbers():
                 b = dict(ode_error=ode + 0.01 * s, fd_teacher=fd + 0.1 * s, fd_real=fd, class_accuracy=1.0)
                 out.append(dict(loss=loss, config=dict(seed=s), eval={str(k): b for k in (1, 2, 4)},
                                 teacher={str(k): b for k in (1, 2, 4)}))
-        return table1(out)
+        return out
     assert "holds at every step count" in verdict(runs(0.5, 20.0))
     assert "holds at no step count" in verdict(runs(0.5, 5.0))
     assert "not resolved" in verdict(runs(1.0, 10.0))

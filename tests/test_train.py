@@ -115,18 +115,18 @@ def test_resume_refuses_other_settings(assets, tmp_path):
         run(_cfg(assets, tmp_path / "r", max_steps=2, lr=1e-3), progress=False)
 
 def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    from directcms import training
+    from directcms import training, presets
     kw = dict(max_steps=6, checkpoint_every=100)
     run(_cfg(assets, tmp_path / "full", **kw), progress=False)
-    calls, batch = [], training.DigitsPreset.batch
+    calls, batch = [], presets.DigitsPreset.batch
     def interrupting(self, g, n):
         calls.append(1)
         if len(calls) == 4: raise KeyboardInterrupt       # during step 4: steps 1-3 are done
         return batch(self, g, n)
-    monkeypatch.setattr(training.DigitsPreset, "batch", interrupting)
+    monkeypatch.setattr(presets.DigitsPreset, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     assert sorted(p.name for p in (tmp_path / "part" / "checkpoints").iterdir()) == ["step-0000003"]
-    monkeypatch.setattr(training.DigitsPreset, "batch", batch)
+    monkeypatch.setattr(presets.DigitsPreset, "batch", batch)
     run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
