@@ -23,10 +23,10 @@ summary = seed_summary                     # the names this module had before re
 _gen = seeded_generator                    # a generator per tuple of ints: one independent stream per purpose
 
 # %% auto #0
-__all__ = ['summary', 'WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
-           'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality',
-           'distill', 'analytic_group', 'analytic_experiment', 'distill_ensemble', 'analytic_grid',
-           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten',
+__all__ = ['summary', 'WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'SCALES',
+           'GRID_KEYS', 'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key', 'reference_set',
+           'sample_quality', 'distill', 'analytic_group', 'analytic_experiment', 'distill_ensemble', 'analytic_grid',
+           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'result_rows',
            'compare', 'tally', 'verdict', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid']
 
 # %% ../nbs/15_science.ipynb #63928b61
@@ -360,7 +360,7 @@ def degenerate(row: dict) -> bool:
     "An analytic student narrower than the data (MLP width < d) cannot represent eps: its ODE error is the same for every k, so its comparisons say nothing."
     return row.get("kind") == "analytic" and WIDTHS[row["width"]] < row["d"]
 
-def flatten(results: list[dict]) -> list[dict]:
+def result_rows(results: list[dict]) -> list[dict]:
     "One row per (run, sampling steps): axes + metrics, from analytic JSONs or digits metrics.json (Vouitsis et al. 2024)."
     rows = []
     for r in results:
@@ -378,6 +378,8 @@ def flatten(results: list[dict]) -> list[dict]:
                         budget=c["max_steps"], k=k, seed=c["seed"])
             for st, m in r["eval"].items(): rows.append({**base, "steps": int(st), **m})
     return rows
+
+flatten = result_rows                      # its former name (science.ipynb, tests)
 
 def compare(rows: list[dict], axes=ANALYTIC_AXES, ode: str = "ode_error_teacher", quality: str = "sw",
             higher_is_better: bool = False, z: float = 2.0) -> list[dict]:
