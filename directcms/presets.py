@@ -148,7 +148,6 @@ class DigitsPreset(Preset):
                              f"and teacher_steps={c.teacher_steps} need another one: delete it or choose another assets_dir")
         return d
 
-    def images(self, samples): return samples
     def row_labels(self, n): return [f"class {int(y)}" for y in self.labels[:n]]
     def eps_model(self, net): return UNetEps(net)
     def batch(self, g, n, loaded=None):
