@@ -42,7 +42,7 @@ def phase_breakdown(loss: str = "direct", out_dir: str | None = None, **override
     acc = {p: [0.0, 0.0] for p in PHASES}
     t_wall, t_cpu = time.perf_counter(), cpu()
     from directcms.config import TrainConfig
-    from directcms import training
+    from directcms import training, presets
     import accelerate                             # imported by train() at its start: counted here
     acc["imports"] = [time.perf_counter() - t_wall, cpu() - t_cpu]
     stack = []                                    # nested timers count only in the innermost phase
@@ -58,7 +58,7 @@ def phase_breakdown(loss: str = "direct", out_dir: str | None = None, **override
                 if stack: stack[-1][0] += dw; stack[-1][1] += dc
         return wrapper
     in_final = [False]
-    P = training.DigitsPreset
+    P = presets.DigitsPreset
     orig = dict(init=P.__init__, reference=P.reference, evaluate=training.evaluate, save=training.save_checkpoint,
                 grid=training.save_sample_grid, student=P.save_student, train=training.train)
     orig["tb"] = training._tensorboard

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .solvers import SOLVERS
 from .losses import METRICS
+from .runio import check_params
 
 # %% auto #0
 __all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'PATH_FIELDS', 'RESUMABLE', 'TrainConfig']
@@ -30,6 +31,21 @@ LOSSES = {"cm": 1, "direct": "all"}     # loss name -> teacher steps in the targ
 TARGETS = ("online", "ema")
 PRECISIONS = ("no", "fp16", "bf16")
 
+
+# %% ../nbs/08_config.ipynb #0d78cbc0
+# Fields that may change between a run and its resumption without changing what is trained.
+PATH_FIELDS = ("teacher", "assets_dir", "data", "vae")     # compared by location: runs/x and /abs/runs/x are one folder
+
+def _same_place(a, b) -> bool:
+    "Equal strings, or two existing paths that resolve to one place (a hub id stays a string)."
+    if a == b: return True
+    if not (isinstance(a, str) and isinstance(b, str) and a and b): return False
+    return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+
+RESUMABLE = ("resume", "max_steps", "checkpoint_every", "eval_every", "output_dir", "eval_steps", "num_eval",
+             "eval_batch_size", "metrics_weights", "num_workers")
+
+# %% ../nbs/08_config.ipynb #be2bd818
 @dataclass
 class TrainConfig:
     "An experiment of Vouitsis et al. (2024): distil a CM or Direct CM student from a guided teacher, then evaluate."
@@ -73,10 +89,7 @@ class TrainConfig:
     @classmethod
     def from_params(cls, params: dict) -> "TrainConfig":
         "Build from a dict of parameters (the papermill cell's names), rejecting unknown names, then validate."
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(params) - set(names))
-        if unknown: raise ValueError(f"unknown parameter(s) {unknown}; the parameters are {names}")
-        return cls(**params).validate()
+        return cls(**check_params(params, [f.name for f in dataclasses.fields(cls)])).validate()
 
     @property
     def target_steps_resolved(self):
@@ -164,15 +177,3 @@ class TrainConfig:
     def load(cls, path) -> "TrainConfig":
         "Read a config.json written by save."
         return cls(**json.loads(Path(path).read_text())).validate()
-
-# Fields that may change between a run and its resumption without changing what is trained.
-PATH_FIELDS = ("teacher", "assets_dir", "data", "vae")     # compared by location: runs/x and /abs/runs/x are one folder
-
-def _same_place(a, b) -> bool:
-    "Equal strings, or two existing paths that resolve to one place (a hub id stays a string)."
-    if a == b: return True
-    if not (isinstance(a, str) and isinstance(b, str) and a and b): return False
-    return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
-
-RESUMABLE = ("resume", "max_steps", "checkpoint_every", "eval_every", "output_dir", "eval_steps", "num_eval",
-             "eval_batch_size", "metrics_weights", "num_workers")

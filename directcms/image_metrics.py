@@ -98,11 +98,13 @@ def _rgb(x):
 
 @torch.no_grad()
 def _frechet(fd: FrechetInceptionDistance, real, fake, batch_size: int = 32, prep=_rgb) -> float:
-    "Frechet distance of torchmetrics metric `fd` between two image sets, fed in batches."
+    "Frechet distance between two image sets in the features of torchmetrics metric `fd`, fed in batches."
+    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
     fd = fd.to(real.device); fd.reset()
     for x in real.split(batch_size): fd.update(prep(x), real=True)
     for x in fake.split(batch_size): fd.update(prep(x), real=False)
-    return fd.compute().item()
+    return frechet_distance_from_stats(*[(float(getattr(fd, f"{s}_features_num_samples")), getattr(fd, f"{s}_features_sum").double(),
+                                          getattr(fd, f"{s}_features_cov_sum").double()) for s in ("real", "fake")])
 
 def _unit(x): return (_rgb(x) + 1) / 2
 
@@ -241,7 +243,7 @@ def _check_aesthetic(clip, pred):
 def frechet_from_sums(n1, s1, ss1, n2, s2, ss2) -> float:
     "Frechet distance of two Gaussians given by counts, feature sums and sums of outer products (Heusel et al. 2017)."
     if min(float(n1), float(n2)) < 2: return math.nan
-    from directcms.evaluation import frechet_distance_from_stats       # the one implementation of the arithmetic
+    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
     return frechet_distance_from_stats((float(n1), s1.double(), ss1.double()), (float(n2), s2.double(), ss2.double()))
 
 @torch.no_grad()

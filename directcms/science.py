@@ -5,7 +5,6 @@
 # %% ../nbs/15_science.ipynb #1896351e
 from __future__ import annotations
 import copy, hashlib, json, math, time
-from itertools import combinations
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,19 +16,21 @@ from .losses import consistency_distillation_loss
 from .sampling import cm_sample, teacher_sample
 from .schedules import timestep_grid, alpha_sigma, bcast
 from .solvers import ddim_step
-from .evaluation import atomic_write
-from .report import _plt
+from .runio import atomic_write, seeded_generator
+from .results import (k_order, mean_se, paired_comparisons, outcome_counts, setting_text, null_tail, chance_worse,
+                               chance_sentence, seed_summary, markdown_table, write_csv)
+summary = seed_summary                     # the names this module had before results.py held them
+_gen = seeded_generator                    # a generator per tuple of ints: one independent stream per purpose
 
 # %% auto #0
-__all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'SCALES', 'GRID_KEYS',
-           'CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'analytic_teacher', 'mode_radius',
-           'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'distill', 'analytic_group',
-           'analytic_experiment', 'EnsembleDistiller', 'distill_ensemble', 'analytic_grid', 'run_analytic_sweep',
-           'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'flatten', 'k_order', 'mean_se',
-           'compare', 'verdict', 'null_tail', 'chance_worse', 'chance_sentence', 'tally', 'summary', 'write_csv',
-           'markdown_table', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid', 'mode_features', 'feature_fd',
-           'data_score', 'error_split', 'convergence_members', 'eval_steps', 'convergence_setting', 'plateaued',
-           'convergence_grid', 'run_convergence', 'convergence_rows', 'crossings', 'convergence_summary',
+__all__ = ['summary', 'WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'SCALES',
+           'GRID_KEYS', 'CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'analytic_teacher',
+           'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'distill',
+           'analytic_group', 'analytic_experiment', 'EnsembleDistiller', 'distill_ensemble', 'analytic_grid',
+           'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'result_rows',
+           'compare', 'tally', 'verdict', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid', 'mode_features',
+           'feature_fd', 'data_score', 'error_split', 'convergence_members', 'eval_steps', 'convergence_setting',
+           'plateaued', 'convergence_grid', 'run_convergence', 'convergence_rows', 'crossings', 'convergence_summary',
            'plot_convergence', 'plot_errors']
 
 # %% ../nbs/15_science.ipynb #63928b61
@@ -73,10 +74,6 @@ def run_key(settings: dict) -> str:
     "File stem of one run: the axes in clear plus a hash of every setting, so other sizes never collide (resumable sweeps of Vouitsis et al. 2024's testbed)."
     h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"d{settings['d']}_w{settings['w']:g}_N{settings['N']}_k{settings['k']}_{settings['width']}_s{settings['seed']}_{h}"
-
-def _gen(*key):
-    "A generator seeded by a tuple of ints (independent streams per purpose)."
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(k) for k in key]).generate_state(1)[0]))
 
 def reference_set(gmm: GaussianMixture, w: float, n: int, seed: int, cache_dir=None, rtol=1e-6, atol=1e-8) -> dict:
     "Evaluation noise and labels, the exact guided flow from it, and an independent exact set (Vouitsis et al. 2024: ODE error needs the exact solution); cached."
@@ -421,7 +418,7 @@ def degenerate(row: dict) -> bool:
     "An analytic student narrower than the data (MLP width < d) cannot represent eps: its ODE error is the same for every k, so its comparisons say nothing."
     return row.get("kind") == "analytic" and WIDTHS[row["width"]] < row["d"]
 
-def flatten(results: list[dict]) -> list[dict]:
+def result_rows(results: list[dict]) -> list[dict]:
     "One row per (run, sampling steps): axes + metrics, from analytic JSONs or digits metrics.json (Vouitsis et al. 2024)."
     rows = []
     for r in results:
@@ -440,50 +437,16 @@ def flatten(results: list[dict]) -> list[dict]:
             for st, m in r["eval"].items(): rows.append({**base, "steps": int(st), **m})
     return rows
 
-def k_order(k):
-    "Sort key of target_steps values: integers ascending, then 'all' (CM k = 1 to Direct CM, Vouitsis et al. 2024)."
-    return (1, 0) if k == "all" else (0, int(k))
-
-def mean_se(values) -> tuple[float, float, int]:
-    "Mean, standard error of the mean (ddof 1; 0 for one value) and count of the finite values (seed uncertainty, cf. Vouitsis et al. 2024 Table 1)."
-    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v): return math.nan, math.nan, 0
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, len(v)
-
-def _sig(m, se, n, z):
-    "-1 / +1 when the mean paired difference is beyond z standard errors (n >= 2), else 0."
-    if n < 2 or not math.isfinite(m): return 0
-    if se == 0: return int(np.sign(m))
-    return -1 if m < -z * se else 1 if m > z * se else 0
+flatten = result_rows                      # its former name (science.ipynb, tests)
 
 def compare(rows: list[dict], axes=ANALYTIC_AXES, ode: str = "ode_error_teacher", quality: str = "sw",
             higher_is_better: bool = False, z: float = 2.0) -> list[dict]:
-    "Pairs of k in each setting x sampling steps, paired over seeds: does the lower-ODE-error k sample worse, beyond z SE? (Vouitsis et al. 2024's claim)."
-    cells = {}
-    for r in rows:
-        if r.get(ode) is None or r.get(quality) is None: continue
-        cells.setdefault((tuple(r.get(a) for a in axes), r["steps"]), {}).setdefault(r["k"], {})[r["seed"]] = (r[ode], r[quality])
-    out = []
-    for (setting, steps), by_k in sorted(cells.items(), key=lambda kv: str(kv[0])):
-        for a, b in combinations(sorted(by_k, key=k_order), 2):
-            seeds = sorted(set(by_k[a]) & set(by_k[b]))
-            d_ode = [by_k[a][s][0] - by_k[b][s][0] for s in seeds]
-            d_q = [by_k[a][s][1] - by_k[b][s][1] for s in seeds]
-            if higher_is_better: d_q = [-x for x in d_q]     # d_q > 0: a's samples are worse
-            mo, so, n = mean_se(d_ode)
-            mq, sq, nq = mean_se(d_q)                      # a seed whose quality is not finite drops out here
-            so_sig, sq_sig = _sig(mo, so, n, z), _sig(mq, sq, nq, z)
-            n = min(n, nq)
-            if so_sig > 0: a, b, mo, mq, sq_sig = b, a, -mo, -mq, -sq_sig      # orient: a has the lower ODE error
-            outcome = ("unresolved ODE" if so_sig == 0 else "inconsistent" if sq_sig > 0
-                       else "consistent" if sq_sig < 0 else "unresolved samples")
-            out.append(dict(**dict(zip(axes, setting)), steps=steps, better_ode=a, other=b, n_seeds=n,
-                            d_ode=mo, se_ode=so, d_quality=mq, se_quality=sq, outcome=outcome))
-    return out
+    "results.paired_comparisons with the analytic sweep's axes and metrics as defaults: pairs of k, paired over seeds (Vouitsis et al. 2024's claim)."
+    return paired_comparisons(rows, axes, ode, quality, higher_is_better, z)
 
-def _fmt_setting(c, axes):
-    return ", ".join(f"{a}={c[a]:g}" if isinstance(c[a], float) else f"{a}={c[a]}" for a in axes if c.get(a) is not None)
+def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6, z: float = 2.0) -> dict:
+    "results.outcome_counts with the analytic sweep's axes as default."
+    return outcome_counts(comparisons, axes, max_list, z)
 
 def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sliced W2", ode_name: str = "ODE error",
             z: float = 2.0, max_list: int = 12) -> str:
@@ -502,7 +465,7 @@ def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sl
             f"samples in {len(con)}, and no resolved difference in {len(ode_sig) - len(inc) - len(con)}. ")
     if not inc: return text + f"Lower {ode_name} never came with significantly worse samples in this sweep."
     where = {}
-    for c in inc: where.setdefault(_fmt_setting(c, axes), []).append(c)
+    for c in inc: where.setdefault(setting_text(c, axes), []).append(c)
     items = sorted(where.items(), key=lambda kv: -len(kv[1]))
     lst = "; ".join(f"{s} ({len(cs)}: " + ", ".join(f"k={c['better_ode']} vs k={c['other']} at {c['steps']} step"
                                                      f"{'s' * (c['steps'] > 1)}" for cs_ in [cs] for c in cs_[:3])
@@ -517,90 +480,15 @@ def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sl
             + (" ..." if len(items) > max_list else "") + f". Inconsistent comparisons by axis: {share}. "
             + chance_sentence(comparisons, z))
 
-def null_tail(n_seeds: int, z: float = 2.0) -> float:
-    "One-sided t tail beyond z SE with n_seeds - 1 degrees of freedom: the chance that a null paired difference reads as 'worse'."
-    from scipy.stats import t as student_t
-    return float(student_t.sf(z, n_seeds - 1))
-
-def chance_worse(comparisons: list[dict], z: float = 2.0) -> float:
-    "Expected number of false 'worse' outcomes among ODE-resolved comparisons, estimated from the unresolved ones (each stands for 1/(1-2p) null comparisons)."
-    tot = 0.0
-    for c in comparisons:
-        if c["outcome"] == "unresolved samples" and c["n_seeds"] > 1:
-            p = null_tail(c["n_seeds"], z)
-            tot += p / (1 - 2 * p)
-    return tot
-
-def chance_sentence(comparisons: list[dict], z: float = 2.0) -> str:
-    "The verdict's chance level: observed 'worse' outcomes against those expected from the comparisons that can be null."
-    ode_sig = [c for c in comparisons if c["outcome"] != "unresolved ODE"]
-    worse, unres = sum(c["outcome"] == "inconsistent" for c in ode_sig), sum(c["outcome"] == "unresolved samples" for c in ode_sig)
-    exp = chance_worse(ode_sig, z)
-    ratio = "" if exp <= 0 else f" ({worse / exp:.1f}x)"
-    return (f"Chance level: only comparisons whose samples do not really differ can come out 'worse' by chance. Estimated "
-            f"from the {unres} unresolved ones (each stands for 1/(1-2p) such comparisons, p = the one-sided t tail beyond "
-            f"{z:g} SE with the seeds used), about {exp:.1f} false 'worse' are expected; observed {worse}{ratio}. "
-            f"Comparisons share runs (every pair of k in a setting, and 1-, 2- and 4-step samples of the same students), "
-            f"so this count varies more than a binomial would.")
-
-def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6, z: float = 2.0) -> dict:
-    "Counts of compare() outcomes (ODE difference resolved; then samples worse / better / unresolved) and where samples were worse (Vouitsis et al. 2024's claim)."
-    ode_sig = [c for c in comparisons if c["outcome"] != "unresolved ODE"]
-    where = {}
-    for c in ode_sig:
-        if c["outcome"] == "inconsistent": where[_fmt_setting(c, axes)] = where.get(_fmt_setting(c, axes), 0) + 1
-    items = sorted(where.items(), key=lambda kv: -kv[1])
-    return dict(pairs=len(comparisons), ode_resolved=len(ode_sig),
-                worse=sum(c["outcome"] == "inconsistent" for c in ode_sig),
-                better=sum(c["outcome"] == "consistent" for c in ode_sig),
-                unresolved=sum(c["outcome"] == "unresolved samples" for c in ode_sig),
-                chance=chance_worse(ode_sig, z), max_seeds=max((c["n_seeds"] for c in comparisons), default=0),
-                where="; ".join(f"{k} ({v})" for k, v in items[:max_list]) + (" ..." if len(items) > max_list else ""))
 
 # %% ../nbs/15_science.ipynb #86db0ed2
-def summary(rows: list[dict], axes, metrics) -> list[dict]:
-    "Mean and standard error over seeds of each metric per (setting, k, steps) (Vouitsis et al. 2024, Table 1 style)."
-    cells = {}
-    for r in rows: cells.setdefault((tuple(r.get(a) for a in axes), r["k"], r["steps"]), []).append(r)
-    out = []
-    for (setting, k, steps), rs in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), k_order(kv[0][1]), kv[0][2])):
-        row = dict(zip(axes, setting), k=k, steps=steps)
-        for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_se"], row["n_seeds"] = mean_se([r.get(m) for r in rs])
-        out.append(row)
-    return out
-
-def write_csv(rows: list[dict], path):
-    "Write dict rows as CSV, union of keys in first-seen order (the sweep tables of Vouitsis et al. 2024's claim)."
-    import csv
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, keys); wr.writeheader(); wr.writerows(rows)
-
-def _pm(m, se, digits=3):
-    return "n/a" if m is None or not math.isfinite(m) else f"{m:.{digits}g} ± {se:.1g}"
-
-def markdown_table(summ: list[dict], axes, cols: dict, steps: int = 1, ks=(1, "all"), extra: dict | None = None) -> str:
-    "Compact markdown: one row per setting, each metric in cols for each k in ks at `steps` sampling steps, mean ± SE over seeds (Vouitsis et al. 2024, Table 1 style)."
-    by = {}
-    for r in summ:
-        if r["steps"] == steps: by.setdefault(tuple(r[a] for a in axes), {})[r["k"]] = r
-    head = list(axes) + [f"{name} k={k}" for name in cols.values() for k in ks] + list((extra or {}).keys()) + ["seeds"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for setting, rk in by.items():
-        if not all(k in rk for k in ks): continue
-        cells = [f"{v:g}" if isinstance(v, float) else str(v) for v in setting]
-        cells += [_pm(rk[k][f"{m}_mean"], rk[k][f"{m}_se"]) for m in cols for k in ks]
-        cells += [fn(rk) for fn in (extra or {}).values()]
-        cells.append(str(min(rk[k]["n_seeds"] for k in ks)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-def _kpos(ks): return {k: i for i, k in enumerate(sorted(ks, key=k_order))}
+def _k_positions(ks) -> dict:
+    "x position of each k on a plot axis, in k_order."
+    return {k: i for i, k in enumerate(sorted(ks, key=k_order))}
 
 def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, width: str | None = None):
     "ODE error (vs teacher, vs exact flow) and sample quality against k, error bars = SE over seeds (Vouitsis et al. 2024's claim as a curve)."
-    plt = _plt()
+    import matplotlib.pyplot as plt
     ws = sorted({r["w"] for r in arows})
     width = width or (sorted({r["width"] for r in arows}, key=lambda x: WIDTHS[x])[-1] if arows else None)
     metrics = [("ode_error_teacher", "ODE error vs N-step teacher"), ("ode_error_exact", "ODE error vs exact flow"),
@@ -609,7 +497,7 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, wid
     fig, axes = plt.subplots(3, max(ncol, 1), figsize=(max(3.6 * ncol, 7.5), 8.4), squeeze=False)
     sel = [r for r in arows if r["steps"] == steps and r["width"] == width]
     summ = summary(sel, ("d", "N", "w", "budget"), [m for m, _ in metrics] + ["teacher_sw", "floor_sw"])
-    pos, many_b = _kpos({r["k"] for r in sel}), len({r["budget"] for r in summ}) > 1
+    pos, many_b = _k_positions({r["k"] for r in sel}), len({r["budget"] for r in summ}) > 1
     for j, w in enumerate(ws):
         for line in sorted({(r["d"], r["N"], r["budget"]) for r in summ if r["w"] == w}, key=str):
             pts = sorted([r for r in summ if r["w"] == w and (r["d"], r["N"], r["budget"]) == line], key=lambda r: k_order(r["k"]))
@@ -627,7 +515,7 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, wid
         j = ncol - 1
         dsel = [r for r in drows if r["steps"] == steps]
         dsum = summary(dsel, ("w", "rank", "budget"), ["ode_error", "fd_teacher", "fd_real"])
-        dpos = _kpos({r["k"] for r in dsel})
+        dpos = _k_positions({r["k"] for r in dsel})
         for i, (m, name) in enumerate([("ode_error", "ODE error vs teacher"), ("fd_teacher", "FD vs teacher"),
                                        ("fd_real", "FD vs real digits")]):
             ax = axes[i, j]
@@ -643,7 +531,7 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, wid
 
 def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
     "ODE error and sample quality against student width (analytic) and LoRA rank (digits), one line per k (Vouitsis et al. 2024)."
-    plt = _plt()
+    import matplotlib.pyplot as plt
     ds = sorted({r["d"] for r in arows})
     ncol = len(ds) + bool(drows)
     fig, axes = plt.subplots(2, max(ncol, 1), figsize=(max(3.8 * ncol, 7.5), 6), squeeze=False)
@@ -686,7 +574,7 @@ def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
 
 def plot_gmm2d(runs_dir, settings_cm: dict, settings_direct: dict, path, n_traj: int = 12):
     "2-d picture: teacher, CM and Direct CM samples from the same noise, teacher DDIM trajectories and the student's predictions along them (Vouitsis et al. 2024)."
-    plt = _plt()
+    import matplotlib.pyplot as plt
     cm = torch.load(Path(runs_dir) / f"{run_key(analytic_settings(**settings_cm))}.pt")
     dc = torch.load(Path(runs_dir) / f"{run_key(analytic_settings(**settings_direct))}.pt")
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
@@ -767,7 +655,7 @@ def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = Non
 
 
 # %% ../nbs/15_science.ipynb #fff6944b
-from .evaluation import frechet_distance_from_stats, _stats
+from .digits_metrics import frechet_distance_from_stats, _moments
 
 def mode_features(gmm: GaussianMixture, x):
     "Fixed nonlinear features of the testbed: soft mode assignments r_k(x) and r_k times the within-mode radius ||x - mu_k|| / (sigma_k sqrt(d)), 2K columns."
@@ -779,7 +667,7 @@ def mode_features(gmm: GaussianMixture, x):
 
 def feature_fd(gmm: GaussianMixture, x, ref) -> float:
     "Frechet distance between `mode_features` of two sample sets: a quality measure in a nonlinear feature space, not bounded by the ODE error."
-    return frechet_distance_from_stats(_stats(mode_features(gmm, x)), _stats(mode_features(gmm, ref)))
+    return frechet_distance_from_stats(_moments(mode_features(gmm, x)), _moments(mode_features(gmm, ref)))
 
 def data_score(gmm: GaussianMixture, x, y=None):
     "Exact score grad_x log p(x | y) of the clean data density (autograd through `GaussianMixture.log_prob`)."

@@ -13,6 +13,8 @@ from torch import nn
 from .schedules import alphas_cumprod_from_config
 from .image_metrics import MissingWeights, pretrained_source, load_image_metrics
 from .sampling import teacher_sample
+from .runio import StepBatchSampler, atomic_save, atomic_write, derived_seed, step_indices
+from .presets import Preset
 
 # %% auto #0
 __all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'JPEG_QUALITY', 'KEEP', 'SDXLComponents', 'load_sdxl', 'encode_prompts',
@@ -177,12 +179,13 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
         return dict(pixels=x, text=r["text"], original_size=(h, w), crop_top_left=(top, left))
 
 # %% ../nbs/14_sdxl.ipynb #bc6fba42
-class SDXLPreset:
+class SDXLPreset(Preset):
     "The paper's configuration: SDXL teacher, LoRA student sharing its UNet, an image-caption folder, latent ODE error."
     uncond = staticmethod(sdxl_uncond)
+    streams_evaluation = True                 # evaluate_student: chunked, sharded over processes, resumable
 
     def __init__(self, cfg, progress: bool = True):
-        self.cfg, self.assets = cfg, Path(cfg.assets_dir)
+        super().__init__(cfg, progress)
         self.data = ImageCaptionFolder(cfg.data, cfg.resolution, skip_bad=cfg.skip_bad_data,   # the cheap checks first
                                        progress=progress)
         self.c = load_sdxl(cfg.teacher, cfg.vae, DTYPES[cfg.mixed_precision])
@@ -192,19 +195,10 @@ class SDXLPreset:
         self.scale = 2 ** (len(self.c.vae.config.block_out_channels) - 1)
         self.num_eval = getattr(cfg, "num_eval", None) or len(self.data)        # None / 0: every caption (test.py)
         self.prompts = [self.data.rows[i % len(self.data)]["text"] for i in range(self.num_eval)]
-        self.noise, self.labels = self._init_noise(), None
-
-    def _init_noise(self):
-        path, n = self.assets / "init_noise.pt", self.num_eval
-        shape = (self.teacher_net.config.in_channels, self.cfg.resolution // self.scale, self.cfg.resolution // self.scale)
-        if not path.exists():
-            from directcms.training import _atomic_save
-            _atomic_save(dict(noise=torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))), path)
-        noise = torch.load(path, mmap=True)["noise"]                              # paged in chunk by chunk
-        if len(noise) < n or tuple(noise.shape[1:]) != shape:
-            raise ValueError(f"{path} holds noise of shape {tuple(noise.shape)}; {n} evaluation samples and resolution="
-                             f"{self.cfg.resolution} need {(n, *shape)}: delete it or choose another assets_dir")
-        return noise[:n]
+        n, s = self.num_eval, cfg.resolution // self.scale
+        shape = (self.teacher_net.config.in_channels, s, s)
+        self.noise = self.init_noise(n, shape, lambda: dict(noise=torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))))["noise"]
+        self.labels = None
 
     def to(self, device):
         for m in (self.c.unet, self.c.vae, self.c.text_encoder, self.c.text_encoder_2): m.to(device)
@@ -237,7 +231,6 @@ class SDXLPreset:
 
     def batch(self, g, n, loaded=None):
         "n training latents and their conditioning, drawn with the generator g; loaded: these images from train_loader."
-        from directcms.training import step_indices
         idx = step_indices(len(self.data), n, g)
         if loaded is None: loaded = collate_images([(int(i), self.data[int(i)]) for i in idx])
         elif not torch.equal(loaded["indices"], idx):
@@ -270,7 +263,6 @@ def collate_images(pairs) -> dict:
 
 def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0):
     "A DataLoader of the n images of each step start..end-1 of process rank, decoded by num_workers processes."
-    from directcms.training import StepBatchSampler
     return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=StepBatchSampler(len(data), n, seed, rank, start, end),
                                        collate_fn=collate_images, num_workers=num_workers,
                                        generator=torch.Generator())        # leaves the global random state alone
@@ -310,11 +302,9 @@ def eval_chunks(n: int, size: int, rank: int = 0, world: int = 1) -> list[tuple[
 
 def _chunk_seed(seed, k, start) -> int:
     "The seed of one chunk's sampling noise: independent of how chunks are spread over processes."
-    return int(np.random.SeedSequence([seed, k, start]).generate_state(1)[0])
+    return derived_seed(seed, k, start)
 
-def _save_chunk(latents, path):
-    from directcms.training import _atomic_save
-    _atomic_save(latents, path)
+def _save_chunk(latents, path): atomic_save(latents, path)
 
 def _shards(acc, shard):
     "(rank, world) of this process when the work is sharded, else (0, 1)."
@@ -330,7 +320,7 @@ def reference_dir(self: SDXLPreset) -> Path:
     c = self.cfg
     what = json.dumps([c.teacher, c.vae, c.mixed_precision, self.prompts], sort_keys=True).encode()
     h = hashlib.sha256(what).hexdigest()[:12]                 # another teacher or data set never reuses this reference
-    return self.assets / f"teacher_N{c.num_intervals}_w{c.guidance_scale:g}_{c.solver}_n{self.num_eval}_r{c.resolution}_{h}"
+    return self.assets / self.reference_name("teacher", f"_r{c.resolution}_{h}")
 
 @patch
 def cond_at(self: SDXLPreset, start: int, end: int, device) -> dict:
@@ -405,14 +395,13 @@ def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = Fal
     path, key = d / "metrics.json", self._metrics_key()   # the rows are reused only if scored by the same networks
     cached = json.loads(path.read_text()) if path.exists() else {}
     rows = cached.get("rows", {}) if {k: cached.get(k) for k in key} == key else {}
-    ac = self.alphas_cumprod.to(device)
-    todo = [k for k in dict.fromkeys([c.num_intervals, *c.eval_steps]) if str(k) not in rows]
-    for k in todo:
-        if k == c.num_intervals: fn, where = None, d / "images"           # the reference itself: ODE error and FDs 0
-        else: fn, where = (lambda z, cond, s, k=k: teacher_sample(teacher_eps, z, ac, k, "ddim", cond)), d / f"ddim_{k}_steps"
-        rows[str(k)] = self.evaluate_samples(f"teacher {k}-step", fn, where, device, acc, shard, progress)[0]
-    if todo and (acc is None or acc.is_main_process or not shard):
-        from directcms.evaluation import atomic_write
+    def score(k, sample):                       # sample None: the reference itself (ODE error and FDs 0)
+        fn = None if sample is None else (lambda z, cond, s: sample(z, cond))
+        where = d / "images" if sample is None else d / f"ddim_{k}_steps"
+        return self.evaluate_samples(f"teacher {k}-step", fn, where, device, acc, shard, progress)[0]
+    done = len(rows)
+    rows = self.teacher_rows(score, teacher_eps, self.alphas_cumprod.to(device), rows)
+    if len(rows) > done and (acc is None or acc.is_main_process or not shard):
         atomic_write(path, lambda p: p.write_text(json.dumps(dict(**key, rows=rows), indent=1)))
     _wait(acc, shard)
     return dict(samples=self.reference_latents(0, min(KEEP, self.num_eval)), metrics=rows, dir=str(d))

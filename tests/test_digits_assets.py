@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from directcms import digits, evaluation, training
+from directcms import digits, digits_metrics, presets
 from directcms.config import TrainConfig
 from directcms.digits import ASSETS_COMMAND, SHIPPED_DIR, WEIGHTS_NAME, file_sha256, shipped_teacher_dir, teacher_info
 from directcms.evaluation import make_digits_assets, shipped_classifier, teacher_quality
@@ -16,8 +16,8 @@ TINY = dict(max_steps=2, batch_size=8, num_intervals=10, num_eval=32, eval_every
 
 def test_first_run_trains_nothing(tmp_path, monkeypatch):
     def no(*a, **k): raise AssertionError("the first run must not train a teacher or a classifier")
-    monkeypatch.setattr(training, "train_digits_teacher", no)
-    monkeypatch.setattr(training, "train_digit_classifier", no)
+    monkeypatch.setattr(presets, "train_digits_teacher", no)
+    monkeypatch.setattr(presets, "train_digit_classifier", no)
     assets = tmp_path / "digits"
     m = run(TrainConfig(loss="cm", assets_dir=str(assets), output_dir=str(tmp_path / "run"), **TINY), progress=False)
     assert m["train"]["steps"] == 2
@@ -28,7 +28,7 @@ def _copy_shipped(tmp_path, monkeypatch):
     d = tmp_path / "assets"
     shutil.copytree(SHIPPED_DIR, d)
     monkeypatch.setattr(digits, "SHIPPED_DIR", d)
-    monkeypatch.setattr(evaluation, "SHIPPED_CLASSIFIER", d / "classifier.safetensors")
+    monkeypatch.setattr(digits_metrics, "SHIPPED_CLASSIFIER", d / "classifier.safetensors")
     return d
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "info"])
@@ -39,7 +39,7 @@ def test_damaged_teacher_names_the_file_and_the_command(damage, tmp_path, monkey
     elif damage == "delete": w.unlink()
     else: (d / "teacher" / "teacher_info.json").write_text("{not json")
     with pytest.raises((RuntimeError, FileNotFoundError)) as e:
-        training.DigitsPreset(TrainConfig(assets_dir=str(tmp_path / "digits"), **TINY).validate())
+        presets.DigitsPreset(TrainConfig(assets_dir=str(tmp_path / "digits"), **TINY).validate())
     named = d / "teacher" / ("teacher_info.json" if damage == "info" else WEIGHTS_NAME)
     assert str(named) in str(e.value) and ASSETS_COMMAND in str(e.value)
 
@@ -61,12 +61,12 @@ def test_user_teacher_folder_and_other_teacher_steps(tmp_path):
     trained = assets / "teacher"
     assert teacher_info(trained)["steps"] == 5
     with pytest.raises(ValueError, match="trained 5 steps"):                  # a different request is not served by it
-        training.DigitsPreset(TrainConfig(assets_dir=str(assets), teacher_steps=6, **TINY).validate())
+        presets.DigitsPreset(TrainConfig(assets_dir=str(assets), teacher_steps=6, **TINY).validate())
     m = run(TrainConfig(loss="direct", assets_dir=str(tmp_path / "other"), output_dir=str(tmp_path / "b"),
                         teacher=str(trained), **TINY), progress=False)
     assert not (tmp_path / "other" / "teacher").exists()
     with pytest.raises(FileNotFoundError, match="no teacher at"):
-        training.DigitsPreset(TrainConfig(teacher=str(tmp_path / "missing"), assets_dir=str(assets), **TINY).validate())
+        presets.DigitsPreset(TrainConfig(teacher=str(tmp_path / "missing"), assets_dir=str(assets), **TINY).validate())
 
 def test_retrain_command_reduced_steps(tmp_path):
     "The regeneration command end to end with few steps: files, record and hashes (the full one is the slow test)."

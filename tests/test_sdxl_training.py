@@ -88,7 +88,7 @@ def test_batch_size_is_global_and_must_split_across_processes(tiny_sdxl, tmp_pat
 
 def test_loader_batches_equal_in_process_batches(tiny_sdxl, tmp_path):
     from directcms.sdxl import SDXLPreset
-    from directcms.training import _step_generator
+    from directcms.runio import seeded_generator as _step_generator
     cfg = _cfg(tiny_sdxl, tmp_path / "r", num_workers=2, batch_size=3)
     preset = SDXLPreset(cfg, progress=False)
     loaded = list(preset.train_loader(1, 4, 0, 3))

@@ -54,20 +54,7 @@ def test_bad_parameter_fails_before_any_model(tmp_path):
         _papermill(tmp_path, lossx="cm", assets_dir=str(tmp_path / "assets"))
     assert not (tmp_path / "assets").exists()
 
-@pytest.mark.parametrize("params, name", [
-    (dict(loss="cd"), "loss"), (dict(preset="sdxl"), "preset"), (dict(solver="rk4"), "solver"),
-    (dict(num_intervals=30), "num_intervals"), (dict(num_intervals=0), "num_intervals"),
-    (dict(guidance_scale=-1.0), "guidance_scale"), (dict(loss_metric="l1"), "loss_metric"),
-    (dict(target="slow"), "target"), (dict(ema_decay=1.0), "ema_decay"), (dict(target_steps=0), "target_steps"),
-    (dict(lora_rank=-1), "lora_rank"), (dict(lr=0), "lr"), (dict(batch_size=0), "batch_size"),
-    (dict(max_steps=-1), "max_steps"), (dict(seed=1.5), "seed"), (dict(mixed_precision="fp8"), "mixed_precision"),
-    (dict(resume="yes"), "resume"), (dict(eval_steps=[]), "eval_steps"), (dict(eval_steps=[1, 40]), "eval_steps"),
-    (dict(eval_steps="one"), "eval_steps"), (dict(checkpoint_every=0), "checkpoint_every"), (dict(size=12), "size"),
-    (dict(num_eval=1), "num_eval"), (dict(huber_c=0), "huber_c"), (dict(typo=1), "typo")])
-def test_validation_catalogue(params, name):
-    with pytest.raises(ValueError, match=name) as e:
-        TrainConfig.from_params(params)
-    assert "allowed" in str(e.value) or "parameters are" in str(e.value)
+# The validation catalogue (every bad value names its parameter and what is allowed): nbs/08_config.ipynb.
 
 def _cfg(assets, out, **kw):
     return TrainConfig(**{**TINY, "eval_every": 0, "checkpoint_every": 3, "num_eval": 16, "assets_dir": str(assets),
@@ -115,18 +102,18 @@ def test_resume_refuses_other_settings(assets, tmp_path):
         run(_cfg(assets, tmp_path / "r", max_steps=2, lr=1e-3), progress=False)
 
 def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    from directcms import training
+    from directcms import training, presets
     kw = dict(max_steps=6, checkpoint_every=100)
     run(_cfg(assets, tmp_path / "full", **kw), progress=False)
-    calls, batch = [], training.DigitsPreset.batch
+    calls, batch = [], presets.DigitsPreset.batch
     def interrupting(self, g, n):
         calls.append(1)
         if len(calls) == 4: raise KeyboardInterrupt       # during step 4: steps 1-3 are done
         return batch(self, g, n)
-    monkeypatch.setattr(training.DigitsPreset, "batch", interrupting)
+    monkeypatch.setattr(presets.DigitsPreset, "batch", interrupting)
     with pytest.raises(KeyboardInterrupt):
         run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     assert sorted(p.name for p in (tmp_path / "part" / "checkpoints").iterdir()) == ["step-0000003"]
-    monkeypatch.setattr(training.DigitsPreset, "batch", batch)
+    monkeypatch.setattr(presets.DigitsPreset, "batch", batch)
     run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
