@@ -486,7 +486,7 @@ def _k_positions(ks) -> dict:
     "x position of each k on a plot axis, in k_order."
     return {k: i for i, k in enumerate(sorted(ks, key=k_order))}
 
-def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, width: str | None = None):
+def plot_k_sweep(arows: list[dict], drows: list[dict], steps: int = 1, width: str | None = None):
     "ODE error (vs teacher, vs exact flow) and sample quality against k, error bars = SE over seeds (Vouitsis et al. 2024's claim as a curve)."
     import matplotlib.pyplot as plt
     ws = sorted({r["w"] for r in arows})
@@ -527,9 +527,10 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], path, steps: int = 1, wid
             ax.set_xlabel("k (teacher steps in target)")
         axes[0, j].legend(fontsize=6)
     fig.suptitle(f"{steps}-step samples against k (analytic: width {width}); error bars: SE over seeds", fontsize=10)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout()
+    return fig
 
-def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
+def plot_capacity(arows: list[dict], drows: list[dict], steps: int = 1):
     "ODE error and sample quality against student width (analytic) and LoRA rank (digits), one line per k (Vouitsis et al. 2024)."
     import matplotlib.pyplot as plt
     ds = sorted({r["d"] for r in arows})
@@ -570,9 +571,10 @@ def plot_capacity(arows: list[dict], drows: list[dict], path, steps: int = 1):
             axes[i, j].set_title(f"digits: {name}", fontsize=8); axes[i, j].set_xlabel("LoRA rank")
         axes[0, j].legend(fontsize=7)
     fig.suptitle(f"Capacity: {steps}-step samples; error bars: SE over seeds", fontsize=10)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout()
+    return fig
 
-def plot_gmm2d(runs_dir, settings_cm: dict, settings_direct: dict, path, n_traj: int = 12):
+def plot_gmm2d(runs_dir, settings_cm: dict, settings_direct: dict, n_traj: int = 12):
     "2-d picture: teacher, CM and Direct CM samples from the same noise, teacher DDIM trajectories and the student's predictions along them (Vouitsis et al. 2024)."
     import matplotlib.pyplot as plt
     cm = torch.load(Path(runs_dir) / f"{run_key(analytic_settings(**settings_cm))}.pt")
@@ -597,7 +599,8 @@ def plot_gmm2d(runs_dir, settings_cm: dict, settings_direct: dict, path, n_traj:
     axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"d=2, w={s['w']:g}, N={s['N']}, width {s['width']}, seed {s['seed']}: lines = teacher ODE paths; "
                  f"triangles = student's f(x_t, t) along them; dotted red = 1-step jump error", fontsize=9)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/15_science.ipynb #519356dc
 SCALES = {
