@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .analytic import sliced_wasserstein
-from .evaluation import frechet_distance_from_stats, _stats
+from .digits_metrics import frechet_distance_from_stats, _moments
 from .science import DIGITS_AXES, compare, flatten, mean_se, k_order
 
 # %% auto #0
@@ -39,7 +39,7 @@ def high_freq_share(x, cutoff: float = 0.5) -> torch.Tensor:
 # %% ../nbs/16_digits_study.ipynb #05292df4
 def pixel_fd(a, b) -> float:
     "Frechet distance between Gaussian fits of two image sets in raw pixel space (the FID formula on flattened pixels)."
-    return frechet_distance_from_stats(_stats(a.detach().cpu().flatten(1)), _stats(b.detach().cpu().flatten(1)))
+    return frechet_distance_from_stats(_moments(a.detach().cpu().flatten(1)), _moments(b.detach().cpu().flatten(1)))
 
 def pixel_measures(samples, reference, num_projections: int = 256) -> dict:
     "A student's samples against the teacher's from the same noise: pixel sliced W2 and FD, the Laplacian-energy and high-frequency-share ratios (student / teacher), pixels per image."
@@ -58,7 +58,8 @@ def regenerate(run_dir) -> dict:
     from directcms.config import TrainConfig
     from directcms.guidance import cfg_eps
     from directcms.parameterization import ConsistencyModel
-    from directcms.training import DigitsPreset, evaluate
+    from directcms.presets import DigitsPreset
+    from directcms.training import evaluate
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     cfg = TrainConfig(**m["config"]).validate()

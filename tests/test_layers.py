@@ -10,7 +10,7 @@ LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
     ("support", {"runio", "config", "digits", "digits_metrics", "evaluation", "image_metrics"}),
     ("presets", {"presets", "sdxl"}),
     ("runs", {"training"}),
-    ("results", {"results", "science"}),
+    ("results", {"results", "science", "digits_study"}),
 ]
 LAYER = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 
