@@ -630,7 +630,9 @@ def _check_seeds(name, v):
 def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = None, analytic_axes: dict | None = None,
                digits_axes: dict | None = None) -> dict:
     "Grids of one science.ipynb call: SCALES[scale], then seeds, the full scale's long digits budget, then axis overrides; ValueError before any work (Vouitsis et al. 2024 sweeps)."
-    if scale not in SCALES: raise ValueError(f"scale={scale!r} is invalid: allowed one of {list(SCALES)}")
+    if scale == "converged":
+        raise ValueError("scale='converged' is the convergence study: papermill nbs/convergence.ipynb runs/convergence.ipynb -p scale converged")
+    if scale not in SCALES: raise ValueError(f"scale={scale!r} is invalid: allowed one of {list(SCALES)} (or 'converged' in nbs/convergence.ipynb)")
     grid = copy.deepcopy(SCALES[scale])
     if seeds is not None:
         _check_seeds("seeds", seeds)
