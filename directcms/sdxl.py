@@ -66,10 +66,12 @@ def encode_prompts(c: SDXLComponents, prompts: list[str]) -> tuple[torch.Tensor,
         states.append(out.hidden_states[-2]); pooled = out[0]
     return torch.cat(states, -1), pooled
 
+# %% ../nbs/14_sdxl.ipynb #9e4d3104
 def sdxl_time_ids(original_sizes, crops_top_left, resolution: int) -> torch.Tensor:
     "SDXL's added time ids: original (h, w), crop (top, left), target (h, w), one row per image (Podell et al. 2023, 2.2)."
     return torch.tensor([[*o, *c, resolution, resolution] for o, c in zip(original_sizes, crops_top_left)], dtype=torch.float32)
 
+# %% ../nbs/14_sdxl.ipynb #49bccec3
 class SDXLEps(nn.Module):
     "eps_model(x, t, prompt_embeds, text_embeds, time_ids) around an SDXL UNet2DConditionModel."
     def __init__(self, unet): super().__init__(); self.unet = unet
@@ -79,6 +81,7 @@ class SDXLEps(nn.Module):
                         added_cond_kwargs=dict(text_embeds=text_embeds.to(dt), time_ids=time_ids.to(dt))).sample
         return out.to(x.dtype)
 
+# %% ../nbs/14_sdxl.ipynb #14b272c7
 def sdxl_uncond(cond: dict) -> dict:
     "The unconditional branch of the paper's code: zeroed prompt embeddings, the same time ids."
     return {**cond, "prompt_embeds": torch.zeros_like(cond["prompt_embeds"]), "text_embeds": torch.zeros_like(cond["text_embeds"])}
