@@ -810,7 +810,7 @@ CONVERGENCE_METRICS = ("sw", "ode_error_teacher", "ode_error_exact", "sw_ratio",
                        "err_along_share")
 
 def convergence_grid(scale: str, axes: dict | None = None) -> dict:
-    "The convergence study of one science.ipynb call: CONVERGENCE_SCALES[scale] with `axes` overrides (d, settings, k, seeds, ema_k1 or any size of CONVERGENCE_DEFAULTS); ValueError before any work."
+    "The convergence study of one convergence.ipynb call: CONVERGENCE_SCALES[scale] with `axes` overrides (d, settings, k, seeds, ema_k1 or any size of CONVERGENCE_DEFAULTS); ValueError before any work."
     if scale not in CONVERGENCE_SCALES: raise ValueError(f"scale={scale!r} has no convergence study: allowed {list(CONVERGENCE_SCALES)}")
     g = copy.deepcopy(CONVERGENCE_SCALES[scale])
     if axes is not None and not isinstance(axes, dict): raise ValueError(f"convergence_axes={axes!r}: a dict")
