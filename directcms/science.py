@@ -334,7 +334,7 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
 
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
-    "Every combination of the axes k x N x w x d x width x seeds (ints or lists) x train_steps (an int or a list: the budget axis) as full settings (the issue's grid for Vouitsis et al. 2024)."
+    "Every combination of the axes k x N x w x d x width x seeds (ints or lists) x train_steps (an int or a list: the budget axis) as full settings (the sweep grids of Vouitsis et al. 2024)."
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     budgets = sizes.pop("train_steps", ANALYTIC_DEFAULTS["train_steps"])
     budgets = list(budgets) if isinstance(budgets, (list, tuple)) else [budgets]
