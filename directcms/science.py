@@ -748,7 +748,8 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     fit_secs = time.time() - t0
     mlps = [copy.deepcopy(mlps0[m["seed"]]) for m in members]
     dist = EnsembleDistiller(mlps, teacher_eps, gmm, members, s["batch_size"], s["lr"], None, s["ema_decay"])
-    if res is not None and spath.exists(): dist.load_state_dict(torch.load(spath, weights_only=False))
+    if res is not None and not spath.exists(): res = None                 # measures without their state: start again
+    if res is not None: dist.load_state_dict(torch.load(spath, weights_only=False))
     else: res = dict(settings=dict(d=d, N=N, w=float(w), **keyed), members=members,
                      teacher=_one_step_metrics(gmm, tx, ref, tx, w), curves=[], stopped=None, seconds=0.0,
                      fit_seconds=round(fit_secs, 2))
@@ -756,8 +757,7 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
         dist.write_to(mlps)
         row = dict(step=step, members=[])
         for i, (m, mlp) in enumerate(zip(members, mlps)):
-            with torch.no_grad():
-                x = ConsistencyModel(mlp, ac).eval()(ref["noise"], timestep_grid(len(ac), N)[0].expand(len(ref["noise"])), y=ref["y"])
+            x = cm_sample(ConsistencyModel(mlp, ac).eval(), ref["noise"], ac, 1, N, dict(y=ref["y"]))
             q = _one_step_metrics(gmm, x, ref, tx, w)
             q["loss"] = float(losses[i]) if losses is not None else None
             row["members"].append(q)
