@@ -52,21 +52,21 @@ class GaussianMixture(nn.Module):
                          alphas_cumprod=alphas_cumprod_from_config() if alphas_cumprod is None
                          else torch.as_tensor(alphas_cumprod, dtype=torch.float64)).items():
             self.register_buffer(n, v, persistent=False)
+        c = torch.arange(self.num_classes + 1)                                  # one row per label, the null label last
+        keep = (self.labels[None] == c[:, None]) | (c[:, None] == self.num_classes)
+        lw = self.weights.log()[None].expand(len(c), -1).masked_fill(~keep, -math.inf)
+        self.register_buffer("label_log_weights", lw - lw.logsumexp(1, keepdim=True), persistent=False)   # (C + 1, K), built once
 
     @property
     def dim(self): return self.means.shape[1]
 
     def log_weights(self, y, n):
         "(n, K) log mixture weights given class labels y (None or the null label num_classes = marginal)."
-        lw = self.weights.log().expand(n, -1)
-        if y is None: return lw
+        if y is None: return self.weights.log().expand(n, -1)
         y = torch.as_tensor(y, device=self.means.device).long().expand(n)
         if (y < 0).any() or (y > self.num_classes).any():
             raise ValueError(f"class labels must lie in [0, {self.num_classes}] ({self.num_classes} = null / marginal)")
-        c = torch.arange(self.num_classes + 1, device=y.device)                # one row per label, then gathered
-        keep = (self.labels[None] == c[:, None]) | (c[:, None] == self.num_classes)
-        lw = lw[:1].expand(len(c), -1).masked_fill(~keep, -math.inf)
-        return (lw - lw.logsumexp(1, keepdim=True))[y]
+        return self.label_log_weights[y]
 
     def sample(self, n: int, y=None, generator=None):
         "n exact samples (x, y): components drawn by weight (within class y when given), then x ~ N(mu_k, s_k^2 I)."

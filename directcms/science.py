@@ -704,10 +704,10 @@ def convergence_members(ks, seeds, ema_k1: bool = True) -> list[dict]:
     return out + ([dict(k=1, seed=s, target="ema") for s in seeds] if ema_k1 else [])
 
 def eval_steps(first: int, cap: int) -> list[int]:
-    "Log-spaced evaluation steps first * 2^j up to cap (cap itself last): every doubling is one plateau check."
-    out, s = [0], first
-    while s < cap: out.append(s); s *= 2
-    return out + [cap] if cap > 0 else out
+    "Log-spaced evaluation steps first * 2^j below cap, then cap // 2 and cap: every step with its half evaluated is one plateau check, the cap included."
+    out, s = {0}, first
+    while s < cap: out.add(s); s *= 2
+    return sorted(out | ({cap // 2, cap} if cap >= 2 * first else {cap}))
 
 def _member_label(m): return f"k={m['k']}" + (" ema" if m["target"] == "ema" else "")
 
