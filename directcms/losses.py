@@ -10,7 +10,7 @@ from .schedules import alpha_sigma, bcast
 from .solvers import solve_between, get_solver, EvalCounter
 
 # %% auto #0
-__all__ = ['METRICS', 'distance', 'consistency_distillation_loss', 'cm_loss', 'direct_cm_loss']
+__all__ = ['METRICS', 'distance', 'noisy_draw', 'target_distance', 'consistency_distillation_loss', 'cm_loss', 'direct_cm_loss']
 
 # %% ../nbs/04_losses.ipynb #a0619c10
 METRICS = ("l2", "huber")
@@ -28,6 +28,22 @@ def _stop_index(start, target_steps, num_intervals):
         raise ValueError(f"target_steps={target_steps!r} must be a positive int or 'all'")
     return (start + target_steps).clamp(max=num_intervals)
 
+def noisy_draw(x0, timesteps, alphas_cumprod, target_steps=1, generator=None):
+    "(x_{t_{n+1}}, start index n, stop index) of a step: the grid indices, then the noise, drawn from generator in that order."
+    N, B = len(timesteps) - 1, x0.shape[0]
+    start = torch.randint(0, N, (B,), generator=generator, device="cpu").to(x0.device)
+    stop = _stop_index(start, target_steps, N)
+    noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+    a, s = alpha_sigma(timesteps[start], alphas_cumprod)
+    return bcast(a, x0) * x0 + bcast(s, x0) * noise, start, stop
+
+def target_distance(pred, target_net, x_stop, t_stop, rng, cond, metric="l2", huber_c=0.001):
+    "Mean d(pred, sg f^-(x_stop, t_stop)); the target network replays the student's random state rng (its dropout)."
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(rng)
+        target = target_net(x_stop, t_stop, **cond)
+    return distance(pred, target, metric, huber_c).mean()
+
 def consistency_distillation_loss(student, target_net, teacher, x0, timesteps, alphas_cumprod, cond=None,
                                   target_steps=1,    # teacher steps in the target: 1 = CM, "all" = Direct CM
                                   solver="ddim",     # teacher ODE solver: ddim | euler | heun
@@ -37,22 +53,12 @@ def consistency_distillation_loss(student, target_net, teacher, x0, timesteps, a
     "d(f(x_{t_{n+1}}), sg f^-(Phi_k(x_{t_{n+1}}))): CM (Song et al. 2023, eq. 7) to Direct CM (Vouitsis et al. 2024)."
     cond, timesteps = cond or {}, torch.as_tensor(timesteps).long().to(x0.device)
     get_solver(solver); distance(x0[:1], x0[:1], metric)          # fail on bad names before any compute
-    N, B = len(timesteps) - 1, x0.shape[0]
-    start = torch.randint(0, N, (B,), generator=generator, device="cpu").to(x0.device)
-    stop = _stop_index(start, target_steps, N)
-    noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
-    t = timesteps[start]
-    a, s = alpha_sigma(t, alphas_cumprod)
-    x_t = bcast(a, x0) * x0 + bcast(s, x0) * noise
+    x_t, start, stop = noisy_draw(x0, timesteps, alphas_cumprod, target_steps, generator)
     rng = torch.get_rng_state()
-    pred = student(x_t, t, **cond)
+    pred = student(x_t, timesteps[start], **cond)
     teacher = EvalCounter(teacher)
-    with torch.no_grad():
-        x_stop = solve_between(teacher, x_t, start, stop, timesteps, alphas_cumprod, solver, cond)
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(rng)                 # same dropout randomness as the student's forward
-            target = target_net(x_stop, timesteps[stop], **cond)
-    loss = distance(pred, target, metric, huber_c).mean()
+    with torch.no_grad(): x_stop = solve_between(teacher, x_t, start, stop, timesteps, alphas_cumprod, solver, cond)
+    loss = target_distance(pred, target_net, x_stop, timesteps[stop], rng, cond, metric, huber_c)
     return loss, dict(mean_start_index=start.float().mean().item(), teacher_evals=teacher.images)
 
 def cm_loss(student, target_net, teacher, x0, timesteps, alphas_cumprod, cond=None, **kwargs):
