@@ -503,7 +503,10 @@ d = { 'settings': { 'branch': 'main',
                                     'directcms.training.build_student': ('training.html#build_student', 'directcms/training.py'),
                                     'directcms.training.evaluate': ('training.html#evaluate', 'directcms/training.py'),
                                     'directcms.training.latest_checkpoint': ('training.html#latest_checkpoint', 'directcms/training.py'),
+                                    'directcms.training.prepare_output_dir': ('training.html#prepare_output_dir', 'directcms/training.py'),
+                                    'directcms.training.publish_checkpoint': ('training.html#publish_checkpoint', 'directcms/training.py'),
                                     'directcms.training.run': ('training.html#run', 'directcms/training.py'),
                                     'directcms.training.save_checkpoint': ('training.html#save_checkpoint', 'directcms/training.py'),
                                     'directcms.training.split_batch': ('training.html#split_batch', 'directcms/training.py'),
-                                    'directcms.training.train': ('training.html#train', 'directcms/training.py')}}}
+                                    'directcms.training.train': ('training.html#train', 'directcms/training.py'),
+                                    'directcms.training.write_results': ('training.html#write_results', 'directcms/training.py')}}}
