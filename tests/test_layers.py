@@ -9,7 +9,7 @@ LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
     ("core", {"schedules", "solvers", "guidance", "parameterization", "losses", "sampling", "lora", "analytic"}),
     ("support", {"runio", "config", "digits", "digits_metrics", "evaluation", "image_metrics"}),
     ("presets", {"presets", "sdxl"}),
-    ("runs", {"training"}),
+    ("runs", {"training", "digits_ensemble"}),
     ("results", {"results", "science", "digits_study"}),
 ]
 LAYER = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
