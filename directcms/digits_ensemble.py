@@ -70,6 +70,8 @@ class Members:
         for c in cfgs:
             torch.manual_seed(c.seed)                      # as training.train before build_student
             student, self.teacher_eps = build_student(preset, c)
+            if any(isinstance(mod, torch.nn.Dropout) and mod.p > 0 for mod in student.modules()):
+                raise ValueError("the student has dropout: the members would share one random stream; train it with training.run")
             self.students.append(student)
             self.emas.append(AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(c.ema_decay), use_buffers=True)
                              if c.target == "ema" else None)
