@@ -143,7 +143,10 @@ def _resume(self) -> int:
 Members.save, Members.resume = _save, _resume
 
 # %% ../nbs/17_digits_ensemble.ipynb #97c7ccfb
-def train_members(configs, progress: bool = True, stop_after: int | None = None) -> dict:
+def train_members(configs,                          # TrainConfigs that differ only in seed and output_dir
+                  progress: bool = True,            # a tqdm bar over the steps
+                  stop_after: int | None = None     # stop (checkpointed) after this many steps, as training.train
+                  ) -> dict:
     "training.train of S digits runs that differ only in seed, as one batched run; returns the Members and the steps done."
     cfgs = check_members(configs)
     for c in cfgs: prepare_output_dir(c); c.save()
@@ -173,7 +176,10 @@ def train_members(configs, progress: bool = True, stop_after: int | None = None)
     return dict(members=m, steps=end)
 
 # %% ../nbs/17_digits_ensemble.ipynb #6c5c9bff
-def run_members(configs, progress: bool = True, stop_after: int | None = None) -> list[dict]:
+def run_members(configs,                            # TrainConfigs that differ only in seed and output_dir
+                progress: bool = True,              # a tqdm bar over the steps
+                stop_after: int | None = None       # stop (checkpointed) after this many steps, as training.run
+                ) -> list[dict]:
     "training.run of S digits runs that differ only in seed, trained as one batched run; each member's metrics (or dict(stopped_at=...))."
     r = train_members(configs, progress=progress, stop_after=stop_after)
     m, S = r["members"], len(r["members"].cfgs)
@@ -187,7 +193,10 @@ def run_members(configs, progress: bool = True, stop_after: int | None = None) -
 # %% ../nbs/17_digits_ensemble.ipynb #9a7aabb2
 def _batchable(c) -> bool: return c.preset == "digits" and not c.lora_rank and c.mixed_precision == "no"
 
-def run_sweep(configs, progress: bool = True, finished=None) -> list[dict]:
+def run_sweep(configs,                              # TrainConfigs of a sweep, in any order
+              progress: bool = True,                # a line per group and a bar over its steps
+              finished=None                         # finished(cfg) -> True: read its metrics.json, train nothing
+              ) -> list[dict]:
     "The metrics.json dicts of configs: finished(cfg) ones read, groups differing only in seed trained as batched runs, the rest by training.run."
     cfgs, t0 = [c.validate() for c in configs], time.time()
     done = {i: json.loads((Path(c.output_dir) / "metrics.json").read_text()) for i, c in enumerate(cfgs) if finished and finished(c)}
