@@ -7,8 +7,10 @@ script trains the same S members both ways (both start from the teacher's weight
 batch 64, N = 20, w = 3, 500 evaluation samples), the two ways interleaved (batched, one-by-one, batched, ...) so
 that a change of the shared machine's load hits both alike, and prints for CM and Direct CM at each S:
 
-- the throughput ratio one-by-one time / batched time, medians of the repeats: of the training steps (the sum of the
-  runs' logged step times) and of the whole runs (preset, training, final evaluation, files);
+- the throughput ratio one-by-one time / batched time of the training (``training.train`` of each run: preset,
+  accelerator, steps, final checkpoint; against ``digits_ensemble.train_members``), medians of the repeats, in wall
+  time and in the process's CPU time (on a machine shared with other jobs the CPU time is the steadier measure; run
+  it with ``--threads 1`` there: two threads per process on two busy cores stall each other);
 - the largest weight difference between a member's two students, and the largest relative difference of their
   metrics (ODE error, FD to real and to the teacher, class accuracy at 1, 2 and 4 steps);
 - the machine's matmul GFLOP/s (1024 x 1024 float32), the 1-minute load average before and after, the process's
@@ -32,10 +34,9 @@ import torch
 from safetensors.torch import load_file
 
 from directcms.config import TrainConfig
-from directcms.digits_ensemble import run_members
-from directcms.runio import read_jsonl
+from directcms.digits_ensemble import train_members
 from directcms.presets import DigitsPreset
-from directcms.training import build_student, evaluate, run
+from directcms.training import build_student, evaluate, run, train, write_results
 
 
 def gflops(n: int = 1024, reps: int = 10) -> float:
@@ -51,12 +52,24 @@ def configs(root, name, loss, members, steps, assets):
                         assets_dir=str(assets), output_dir=str(root / name / f"s{s}")).validate() for s in range(members)]
 
 
-def timed(fn, cfgs):
-    "(wall seconds, summed logged step seconds, results) of training cfgs one way."
-    t0 = time.perf_counter()
-    res = fn(cfgs)
-    wall = time.perf_counter() - t0
-    return wall, sum(r["sec"] for c in cfgs for r in read_jsonl(Path(c.output_dir) / "log.jsonl")), res
+def one_by_one(cfgs):
+    "training.run of each config, its training timed: (wall s, process CPU s, results)."
+    wall = cpu = 0.0; res = []
+    for c in cfgs:
+        w0, c0 = time.perf_counter(), time.process_time()
+        r = train(c, progress=False)
+        wall, cpu = wall + time.perf_counter() - w0, cpu + time.process_time() - c0
+        res.append(write_results(c, r["preset"], r["student"], *evaluate(c, r["preset"], r["student"], r["teacher_eps"]), r["steps"]))
+    return wall, cpu, res
+
+
+def batched(cfgs):
+    "digits_ensemble.run_members of the configs, its training timed: (wall s, process CPU s, results)."
+    w0, c0 = time.perf_counter(), time.process_time()
+    r = train_members(cfgs, progress=False)
+    wall, cpu, m = time.perf_counter() - w0, time.process_time() - c0, r["members"]
+    return wall, cpu, [write_results(c, m.preset, s, *evaluate(c, m.preset, s, m.teacher_eps), r["steps"], 1, members=len(cfgs))
+                       for c, s in zip(m.cfgs, m.students)]
 
 
 def differences(cfgs_a, cfgs_b, res_a, res_b):
@@ -70,12 +83,12 @@ def differences(cfgs_a, cfgs_b, res_a, res_b):
 
 
 def eval_seconds(cfg, repeats: int = 3) -> float:
-    "Median seconds of one evaluation of a member (training.evaluate: 500 samples at 1, 2 and 4 steps and their metrics)."
+    "Median CPU seconds of one evaluation of a member (training.evaluate: 500 samples at 1, 2 and 4 steps and their metrics)."
     preset = DigitsPreset(cfg, progress=False)
     student, teacher_eps = build_student(preset, cfg)
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); evaluate(cfg, preset, student, teacher_eps); ts.append(time.perf_counter() - t0)
+        t0 = time.process_time(); evaluate(cfg, preset, student, teacher_eps); ts.append(time.process_time() - t0)
     return statistics.median(ts)
 
 
@@ -94,25 +107,22 @@ def main(argv=None):
     load0 = os.getloadavg()[0]
     print(f"matmul {gflops():.0f} GFLOP/s; torch threads {torch.get_num_threads()} on {os.cpu_count()} cpus; 1-min load "
           f"average {load0:.2f}; {a.steps} steps per run, repeats {a.repeats}, digits defaults (batch 64, N = 20, 500 eval)")
-    one_way = lambda cfgs: [run(c, progress=False) for c in cfgs]
-    batched_way = lambda cfgs: run_members(cfgs, progress=False)
     times, out = {}, {}
     for r in range(a.repeats):
         for S in a.members:
             for loss in a.losses:
                 cb, co = configs(root, f"b-{loss}-{S}", loss, S, a.steps, assets), configs(root, f"o-{loss}-{S}", loss, S, a.steps, assets)
-                tb, to = timed(batched_way, cb), timed(one_way, co)
+                tb, to = batched(cb), one_by_one(co)
                 times.setdefault((loss, S), []).append((tb[:2], to[:2]))
                 out[loss, S] = differences(cb, co, tb[2], to[2])
-                print(f"  repeat {r + 1} {loss:6s} S={S:2d}: steps batched {tb[1]:7.2f} s one-by-one {to[1]:7.2f} s "
-                      f"({to[1] / tb[1]:.2f}x); whole runs {tb[0]:7.2f} s vs {to[0]:7.2f} s ({to[0] / tb[0]:.2f}x); load {os.getloadavg()[0]:.2f}", flush=True)
-    print("\nloss    S   step ratio  run ratio  batched s/member-step  max|dweight|  max rel dmetric")
+                print(f"  repeat {r + 1} {loss:6s} S={S:2d}: training batched {tb[0]:7.2f} s wall {tb[1]:7.2f} s CPU, one-by-one "
+                      f"{to[0]:7.2f} s wall {to[1]:7.2f} s CPU: {to[0] / tb[0]:.2f}x wall, {to[1] / tb[1]:.2f}x CPU; load {os.getloadavg()[0]:.2f}", flush=True)
+    print("\nloss    S  ratio (wall)  ratio (CPU)  batched CPU s/member-step  max|dweight|  max rel dmetric")
     worst = 0.0
     for (loss, S), ts in times.items():
-        sb, so = statistics.median(t[0][1] for t in ts), statistics.median(t[1][1] for t in ts)
-        wb, wo = statistics.median(t[0][0] for t in ts), statistics.median(t[1][0] for t in ts)
+        (wb, cb), (wo, co) = ([statistics.median(t[i][j] for t in ts) for j in (0, 1)] for i in (0, 1))
         dw, dm = out[loss, S]; worst = max(worst, dw)
-        print(f"{loss:6s} {S:3d}  {so / sb:9.2f}x {wo / wb:9.2f}x  {sb / (S * a.steps):20.3f}  {dw:11.3g}  {dm:15.3g}")
+        print(f"{loss:6s} {S:3d}  {wo / wb:11.2f}x {co / cb:11.2f}x  {cb / (S * a.steps):25.3f}  {dw:12.3g}  {dm:15.3g}")
     S, ev = max(a.members), eval_seconds(configs(root, "warm", "cm", 1, 1, assets)[0])
     est = sum(10 * (1000 * statistics.median(t[0][1] for t in times[loss, S]) / (S * a.steps) + 1000 // 50 * ev)
               for loss in a.losses)
