@@ -1,7 +1,7 @@
 """The seeds of one digits configuration as one batched run (`directcms.digits_ensemble`): every member ends with the
 weights, log and metrics of its single-seed run (float rounding of the shared teacher solve), a stopped batched run
 resumes exactly, a single run resumes a batched run's checkpoint, and bad members fail before any model is built."""
-import json
+import json, shutil
 from pathlib import Path
 import pytest
 import torch
@@ -84,3 +84,33 @@ def test_bad_members_fail_before_any_model(tmp_path):
     with pytest.raises(ValueError, match="may differ in"): run_members(a + b, progress=False)
     with pytest.raises(ValueError, match="lora_rank=4"): run_members(cfgs(tmp_path / "assets", tmp_path / "c", lora_rank=4), progress=False)
     assert not (tmp_path / "assets").exists() and not (tmp_path / "a").exists()
+
+
+def test_resume_at_the_newest_step_every_member_has(assets, tmp_path):
+    "Killed between two members' saves of step 3: the run resumes from step 2 for both and ends exactly as uninterrupted."
+    kw = dict(max_steps=4, eval_every=0, checkpoint_every=1, seeds=(0, 1))
+    full = run_members(cfgs(assets, tmp_path / "full", **kw), progress=False)
+    run_members(cfgs(assets, tmp_path / "part", **kw), progress=False, stop_after=3)
+    shutil.rmtree(tmp_path / "part" / "s1" / "checkpoints" / "step-0000003")     # member 1's step 3 never written
+    resumed = run_members(cfgs(assets, tmp_path / "part", **kw), progress=False)
+    for f, r in zip(full, resumed):
+        assert max_weight_diff(f["config"]["output_dir"], r["config"]["output_dir"]) == 0.0 and f["eval"] == r["eval"]
+        assert [row["step"] for row in log(r["config"]["output_dir"])] == [1, 2, 3, 4]
+
+
+def test_keyboard_interrupt_saves_every_member_and_resumes_exactly(assets, tmp_path, monkeypatch):
+    from directcms import presets
+    kw = dict(max_steps=4, eval_every=0, checkpoint_every=100, seeds=(0, 1))
+    full = run_members(cfgs(assets, tmp_path / "full", **kw), progress=False)
+    calls, batch = [], presets.DigitsPreset.batch
+    def interrupting(self, g, n, loaded=None):
+        calls.append(1)
+        if len(calls) == 2 * 2 + 2: raise KeyboardInterrupt      # in step 3, after member 0's draw: steps 1-2 are done
+        return batch(self, g, n)
+    monkeypatch.setattr(presets.DigitsPreset, "batch", interrupting)
+    with pytest.raises(KeyboardInterrupt): run_members(cfgs(assets, tmp_path / "part", **kw), progress=False)
+    for s in ("s0", "s1"): assert [p.name for p in (tmp_path / "part" / s / "checkpoints").iterdir()] == ["step-0000002"]
+    monkeypatch.setattr(presets.DigitsPreset, "batch", batch)
+    resumed = run_members(cfgs(assets, tmp_path / "part", **kw), progress=False)
+    for f, r in zip(full, resumed):
+        assert max_weight_diff(f["config"]["output_dir"], r["config"]["output_dir"]) == 0.0 and f["eval"] == r["eval"]
