@@ -185,7 +185,7 @@ def run_members(configs,                            # TrainConfigs that differ o
     m, S = r["members"], len(r["members"].cfgs)
     if r["steps"] < m.cfgs[0].max_steps: return [dict(stopped_at=r["steps"])] * S
     out = []
-    for c, student in zip(m.cfgs, m.students):
+    for c, student in tqdm(list(zip(m.cfgs, m.students)), desc="evaluate", disable=not progress):
         metrics, extra = evaluate(c, m.preset, student, m.teacher_eps)
         out.append(write_results(c, m.preset, student, metrics, extra, r["steps"], 1, members=S))
     return out
