@@ -202,6 +202,7 @@ def _check_lean_checkpoint(ckpt, model):
                          f"(e.g. {sorted(saved ^ want)[:2]}); resume with the number of processes it was saved with, "
                          f"or pass resume=False")
 
+
 # %% ../nbs/14a_training.ipynb #faf967be
 @torch.no_grad()
 def evaluate(cfg, preset, student, teacher_eps, acc=None, shard: bool = False) -> tuple[dict, dict]:
@@ -256,3 +257,4 @@ def write_results(cfg, preset, student, metrics, extra, steps: int, processes: i
     save_sample_grid(out / "samples.png", cols, preset.row_labels(n), title=f"{cfg.preset}: teacher and {cfg.loss} student, same noise")
     preset.save_student(student, out)
     return result
+
