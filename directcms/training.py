@@ -108,7 +108,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     ckpt, start = latest_checkpoint(out) if cfg.resume else (None, 0)
     log_path = out / "log.jsonl"
     if ckpt is not None:
-        if lean: _check_lean_checkpoint(ckpt, student)
+        if lean: _check_lean_checkpoint(ckpt, acc.unwrap_model(student))   # saved under the unwrapped names
         acc.load_state(str(ckpt), strict=not lean)     # a lean checkpoint holds no frozen weights
         if acc.is_main_process: truncate_jsonl(log_path, start); print(f"resumed from {ckpt}")
     elif acc.is_main_process and log_path.exists(): log_path.unlink()
@@ -182,7 +182,7 @@ def _keep_trainable(models, weights, output_dir):
         for k in [k for k in w if k not in keep]: del w[k]
 
 def _check_lean_checkpoint(ckpt, model):
-    "A lean checkpoint must hold exactly the trainable weights: else (another process count, other adapters) loading would silently keep the initial ones."
+    "A lean checkpoint must hold exactly the (unwrapped) model's trainable weights: else (other adapters) loading would silently keep the initial ones."
     from safetensors import safe_open
     path = Path(ckpt) / "model.safetensors"
     if not path.exists(): return                             # saved some other way: accelerate's own checks apply
@@ -190,8 +190,7 @@ def _check_lean_checkpoint(ckpt, model):
     want = {n for n, p in model.named_parameters() if p.requires_grad}
     if saved != want:
         raise ValueError(f"{ckpt} holds {len(saved)} trainable tensors that do not match this run's {len(want)} "
-                         f"(e.g. {sorted(saved ^ want)[:2]}); resume with the number of processes it was saved with, "
-                         f"or pass resume=False")
+                         f"(e.g. {sorted(saved ^ want)[:2]}); resume with the settings it was saved with, or pass resume=False")
 
 
 # %% ../nbs/14a_training.ipynb #faf967be
