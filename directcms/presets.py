@@ -29,6 +29,9 @@ class Preset:
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg, self.assets = cfg, Path(cfg.assets_dir)
 
+    @classmethod
+    def prefetch(cls, cfg: TrainConfig): "Download what the preset loads, in every process before the process group starts (default: nothing)."
+
     def batch(self, g: torch.Generator, n: int, loaded=None) -> tuple:
         "(x0, cond) of n training examples drawn with the step's generator g (loaded: those from train_loader)."
         raise NotImplementedError

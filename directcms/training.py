@@ -22,7 +22,7 @@ from .digits_metrics import save_sample_grid
 from .presets import preset_class
 
 # %% auto #0
-__all__ = ['build_student', 'split_batch', 'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate', 'run']
+__all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate', 'run']
 
 # %% ../nbs/14a_training.ipynb #e1303e18
 def build_student(preset, cfg):
@@ -43,6 +43,19 @@ def split_batch(batch_size: int, num_processes: int) -> int:
         raise ValueError(f"batch_size={batch_size} is invalid: allowed a multiple of the {num_processes} processes "
                          f"(batch_size is the global batch, split evenly across them)")
     return batch_size // num_processes
+
+# %% ../nbs/14a_training.ipynb #9b2329bd
+def make_optimizer(cfg, params, say: bool = True) -> tuple[torch.optim.Optimizer, str]:
+    "(optimizer, name used): torch AdamW, or bitsandbytes' AdamW8bit for optimizer='adamw8bit' where it can run."
+    kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)           # betas (0.9, 0.999), eps 1e-8 in both
+    if cfg.optimizer == "adamw8bit":
+        try:
+            if not torch.cuda.is_available(): raise ImportError("its 8-bit optimisers need CUDA")
+            import bitsandbytes as bnb
+            return bnb.optim.AdamW8bit(params, **kw), "adamw8bit"
+        except ImportError as e:
+            if say: print(f"optimizer=adamw8bit: bitsandbytes unavailable ({e}); training with torch AdamW (fp32 moments)")
+    return torch.optim.AdamW(params, **kw), "adamw"
 
 # %% ../nbs/14a_training.ipynb #3fba81ff
 def latest_checkpoint(output_dir) -> tuple[Path | None, int]:
@@ -86,6 +99,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             q = out / p
             if q.is_dir(): shutil.rmtree(q, ignore_errors=True)     # every process may get here: no race
             else: q.unlink(missing_ok=True)
+    preset_class(cfg.preset).prefetch(cfg)     # downloads before the process group: no rank waits on a barrier for them
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
     if cfg.eval_every and acc.num_processes > 1 and cfg.preset != "digits":
@@ -99,7 +113,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     ema = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.target == "ema" else None)
     params = [p for p in student.parameters() if p.requires_grad]      # fp32 (build_student)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, used = make_optimizer(cfg, params, say=acc.is_main_process)
     student, opt = acc.prepare(student, opt)
     lean = any(not p.requires_grad for p in student.parameters())    # LoRA: checkpoints keep the adapters alone
     if lean: acc.register_save_state_pre_hook(_keep_trainable)
@@ -164,7 +178,8 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
         bar.close(); batches = None                # the loader's workers end with their iterator
         if writer: writer.close()
     if latest_checkpoint(out)[1] != step: save_checkpoint(acc, out, step, export)
-    return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step)
+    return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step,
+                optimizer=used)
 
 def _global_sum(acc, v):
     "v summed over processes (the global batch's teacher evaluations)."
@@ -227,7 +242,7 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     log = read_jsonl(out / "log.jsonl")
     secs = sum(row["sec"] for row in log)
     result = dict(loss=cfg.loss, config=cfg.to_dict(),
-                  train=dict(steps=r["steps"], processes=acc.num_processes, seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
+                  train=dict(steps=r["steps"], processes=acc.num_processes, optimizer=r["optimizer"], seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
                              teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0),
                   eval=metrics, teacher=extra["reference"]["metrics"])
     atomic_json(result, out / "metrics.json")

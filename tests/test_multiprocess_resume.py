@@ -13,7 +13,7 @@ ENV = {**os.environ, "ACCELERATE_USE_CPU": "true", "OPENBLAS_NUM_THREADS": "1", 
 
 def _launch(params: dict, *extra: str) -> subprocess.CompletedProcess:
     "scripts/train.py over two torchrun processes with name=value arguments."
-    args = [f"{k}={v!r}" if isinstance(v, list) else f"{k}={v}" for k, v in params.items()]
+    args = [f"{k}={v!r}" if isinstance(v, (list, dict)) else f"{k}={v}" for k, v in params.items()]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "scripts" / "train.py"), *args, *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=ENV, cwd=str(ROOT))
@@ -43,7 +43,7 @@ def test_sdxl_two_processes_resume_equals_uninterrupted(tiny_sdxl, tmp_path):
     params = dict(preset="sdxl-paper", loss="cm", teacher=str(root / "teacher"), data=str(root / "data"), vae="",
                   resolution=32, batch_size=4, max_steps=4, num_intervals=10, eval_steps=[1], num_eval=2,
                   eval_batch_size=2, lora_rank=4, mixed_precision="no", checkpoint_every=2, num_workers=0,
-                  assets_dir=str(tmp_path / "assets"))
+                  metrics_weights={"missing": "skip"}, assets_dir=str(tmp_path / "assets"))
     saved = _stop_and_resume_equals_uninterrupted(params, tmp_path)
     assert saved and all("lora_" in k and not k.startswith("module.") for k in saved)   # lean and unwrapped
 

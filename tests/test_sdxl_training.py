@@ -20,7 +20,8 @@ def _cfg(root, out, **kw) -> TrainConfig:
     return TrainConfig(**{**dict(preset="sdxl-paper", loss="cm", teacher=str(root / "teacher"), data=str(root / "data"),
                                  vae="", resolution=32, batch_size=2, max_steps=2, num_intervals=10, eval_steps=[1],
                                  num_eval=2, eval_batch_size=2, lora_rank=4, mixed_precision="no", checkpoint_every=100,
-                                 num_workers=0, assets_dir=str(root / "assets32"), output_dir=str(out)), **kw}).validate()
+                                 num_workers=0, assets_dir=str(root / "assets32"), output_dir=str(out),
+                                 metrics_weights={"missing": "skip"}), **kw}).validate()
 
 def _log(out): return [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines()]
 
@@ -124,7 +125,7 @@ def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
     args = [f"{k}={v!r}" if isinstance(v, (list, dict)) else f"{k}={v}" for k, v in cfg.to_dict().items()
             if k in ("preset", "loss", "teacher", "data", "resolution", "batch_size", "max_steps", "num_intervals", "num_eval",
                      "eval_batch_size", "lora_rank", "mixed_precision", "checkpoint_every", "num_workers", "assets_dir",
-                     "output_dir")]
+                     "output_dir", "metrics_weights")]
     # torchrun, not `accelerate launch --cpu` (which starts a single process): two gloo processes
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
               str(root / "scripts" / "train.py"), "eval_steps=[1]", "vae="]
