@@ -377,6 +377,7 @@ def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_
         try: out[m] = loaders[m]()
         except Exception as e:
             failed[m] = str(e) if isinstance(e, MissingWeights) else f"{type(e).__name__}: {e}"
+            if isinstance(e, ImportError): failed[m] += f"; install the paper's packages with {PAPER_EXTRA}"
             if missing == "skip": warnings.warn(f"{m} skipped: {failed[m]}", MetricSkipped, stacklevel=2)
     if failed and missing == "error":
         raise MetricsUnavailable(f"{len(failed)} of the requested metrics cannot be computed:\n" +

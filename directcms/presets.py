@@ -39,7 +39,7 @@ class Preset:
     def eval_cond(self) -> dict: raise NotImplementedError("the conditioning of the evaluation noise")
     def metrics(self, samples, reference) -> dict: raise NotImplementedError("one Table 1 row of a set of samples")
     def save_student(self, student, out_dir): raise NotImplementedError
-    def train_loader(self, start: int, end: int, rank: int, n: int): return None
+    def train_loader(self, start: int, end: int, rank: int, n: int, world: int = 1): return None
     def to(self, device): self.teacher_net.to(device); return self
     def images(self, samples): return samples
     def row_labels(self, n: int) -> list[str]: return [str(i) for i in range(n)]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from .schedules import alphas_cumprod_from_config
 from .image_metrics import MissingWeights, pretrained_source, load_image_metrics, PAPER_EXTRA, DINOV2_MODEL, CLIP_MODEL
-from .runio import StepBatchSampler, step_indices
+from .runio import EpochBatchSampler, step_indices
 from .presets import Preset
 from .sdxl_eval import PaperEvaluation
 
@@ -192,7 +192,7 @@ def image_problem(path) -> str | None:
     return None
 
 class ImageCaptionFolder(torch.utils.data.Dataset):
-    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; every row checked; resize and center crop."
+    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; every row checked; bilinear resize, random or center crop."
     def __init__(self, root, resolution: int = 1024, skip_bad: bool = False, progress: bool = True, show: int = 20):
         import warnings
         from concurrent.futures import ThreadPoolExecutor
@@ -234,7 +234,10 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.rows)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i): return self.item(i)
+
+    def item(self, i: int, crop_seed: int | None = None) -> dict:
+        "Image i resized (bilinear) to resolution on its short side and cropped: at random with crop_seed (training), else centered."
         from PIL import Image
         r = self.rows[i]
         try: img = Image.open(self.root / r["file_name"]).convert("RGB")
@@ -242,20 +245,25 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
         h, w, res = img.height, img.width, self.resolution
         s = res / min(h, w)
         nh, nw = max(res, round(h * s)), max(res, round(w * s))
-        top, left = (nh - res) // 2, (nw - res) // 2
+        if crop_seed is None: top, left = (nh - res) // 2, (nw - res) // 2
+        else:                                          # torchvision's RandomCrop, from this item's own seed
+            g = torch.Generator().manual_seed(crop_seed)
+            top, left = (int(torch.randint(0, d - res + 1, (1,), generator=g)) for d in (nh, nw))
         # Resize only the crop's box: the same pixels as resizing the whole image, then cropping (to rounding), but
         # without the huge intermediate image of an extreme aspect ratio (1000x20 at 1024 px: 51200x1024).
         sx, sy = w / nw, h / nh
-        img = img.resize((res, res), Image.BICUBIC, box=(left * sx, top * sy, (left + res) * sx, (top + res) * sy))
+        img = img.resize((res, res), Image.BILINEAR, box=(left * sx, top * sy, (left + res) * sx, (top + res) * sy))
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1
         return dict(pixels=x, text=r["text"], original_size=(h, w), crop_top_left=(top, left))
 
 # %% ../nbs/14_sdxl.ipynb #4f8a0c62
 class IndexedDataset(torch.utils.data.Dataset):
-    "A dataset whose items are (index, item)."
+    "An ImageCaptionFolder whose items are (index, item); a key (index, crop seed) crops at random."
     def __init__(self, data): self.data = data
     def __len__(self): return len(self.data)
-    def __getitem__(self, i): return i, self.data[i]
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        return i, self.data.item(i, seed)
 
 def collate_images(pairs) -> dict:
     "(index, ImageCaptionFolder item) pairs as one batch: indices, stacked pixels, and lists of the rest."
@@ -264,9 +272,10 @@ def collate_images(pairs) -> dict:
                 text=[it["text"] for it in items], original_size=[it["original_size"] for it in items],
                 crop_top_left=[it["crop_top_left"] for it in items])
 
-def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0):
-    "A DataLoader of the n images of each step start..end-1 of process rank, decoded by num_workers processes."
-    return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=StepBatchSampler(len(data), n, seed, rank, start, end),
+def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0, world: int = 1):
+    "A DataLoader of process rank's n images (of world * n) at each step start..end-1, in epochs, randomly cropped, decoded by num_workers processes."
+    sampler = EpochBatchSampler(len(data), n, seed, rank, start, end, world)
+    return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=sampler,
                                        collate_fn=collate_images, num_workers=num_workers,
                                        generator=torch.Generator())        # leaves the global random state alone
 
@@ -328,17 +337,18 @@ class SDXLPreset(PaperEvaluation, Preset):
         return torch.cat(out)
 
     def batch(self, g, n, loaded=None):
-        "n training latents and their conditioning, drawn with the generator g; loaded: these images from train_loader."
-        idx = step_indices(len(self.data), n, g)
-        if loaded is None: loaded = collate_images([(int(i), self.data[int(i)]) for i in idx])
-        elif not torch.equal(loaded["indices"], idx):
-            raise RuntimeError(f"train_loader gave images {loaded['indices'].tolist()} for a step that draws {idx.tolist()}")
+        "n training latents and their conditioning: the step's images from train_loader (loaded), else n drawn with g; VAE noise from g."
+        if loaded is None:                           # a direct call: n images and crop seeds drawn with replacement from g
+            idx, seeds = step_indices(len(self.data), n, g), torch.randint(0, 2**31 - 1, (n,), generator=g)
+            loaded = collate_images([(int(i), self.data.item(int(i), int(s))) for i, s in zip(idx, seeds)])
+        elif len(loaded["indices"]) != n:
+            raise RuntimeError(f"train_loader gave {len(loaded['indices'])} images for a step of {n} on this process")
         x0 = self.encode_images(loaded["pixels"], g)
         return x0, self.cond(loaded["text"], loaded["original_size"], loaded["crop_top_left"])
 
-    def train_loader(self, start: int, end: int, rank: int, n: int):
-        "The training images of steps start..end-1, decoded in cfg.num_workers DataLoader processes."
-        return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0)
+    def train_loader(self, start: int, end: int, rank: int, n: int, world: int = 1):
+        "The training images of steps start..end-1 (epochs without replacement, random crops), decoded in cfg.num_workers DataLoader processes."
+        return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0, world)
 
     def save_student(self, student, out_dir):
         "The LoRA in diffusers format (pytorch_lora_weights.safetensors), or the full UNet when lora_rank = 0."

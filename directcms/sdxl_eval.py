@@ -15,8 +15,8 @@ from .sampling import cm_sample, teacher_sample
 
 # %% auto #0
 __all__ = ['JPEG_QUALITY', 'KEEP', 'to_uint8', 'save_jpeg', 'load_jpeg', 'eval_chunks', 'reference_dir', 'cond_at',
-           'build_reference', 'reference_latents', 'metrics_key', 'metrics_key_hash', 'evaluate_samples', 'reference',
-           'evaluate_student', 'PaperEvaluation']
+           'build_reference', 'reference_latents', 'metrics_key', 'metrics_key_hash', 'evaluate_samples', 'real_row',
+           'reference', 'evaluate_student', 'PaperEvaluation']
 
 # %% ../nbs/22_sdxl_eval.ipynb #ca542611
 JPEG_QUALITY = 75     # PIL's default, with which the official test.py saves the images it scores
@@ -134,6 +134,22 @@ def evaluate_samples(self, name: str, sample_fn, images_dir, device, acc=None, s
     kept = sorted(kept, key=lambda t: t[0])
     return dict(ode_error=float(sq[0] / sq[1]), **sm.compute()), torch.stack([z for _, z in kept]) if kept else None
 
+# %% ../nbs/22_sdxl_eval.ipynb #0b41b88f
+@torch.no_grad()
+def real_row(self, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
+    "FID and FD-DINOv2 of the teacher's N-step images (cached features) against the real images of the data folder."
+    c, d = self.cfg, self.reference_dir()
+    rank, world = _shards(acc, shard)
+    sm = StreamingImageMetrics(self.metric_models, metrics=FRECHET_METRICS, device=device)
+    for s, e in tqdm(eval_chunks(len(self.data), c.eval_batch_size, rank, world), desc="real images", unit="chunk",
+                     disable=not (progress and rank == 0)):
+        for i in range(s, e): sm.update(load_jpeg([self.data.root / self.data.rows[i]["file_name"]]), only=FRECHET_METRICS)
+    if world > 1: sm.reduce(acc)
+    cached = torch.load(d / f"reference_features_{self.metrics_key_hash()}.pt")     # written by the N-step row
+    sm.state.update({k: v.to(device) for k, v in cached.items() if k.split(".")[0] in FRECHET_METRICS})
+    out = sm.compute()
+    return {m: out[m] for m in FRECHET_METRICS}
+
 # %% ../nbs/22_sdxl_eval.ipynb #094410a6
 def reference(self, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
     "The teacher's reference (built or resumed) and its Table 1 rows, N steps and plain DDIM in k steps (cached in metrics.json)."
@@ -147,6 +163,8 @@ def reference(self, teacher_eps, device, acc=None, shard: bool = False, progress
         return self.evaluate_samples(f"teacher {k}-step", fn, where, device, acc, shard, progress)[0]
     done = len(rows)
     rows = self.teacher_rows(score, teacher_eps, self.alphas_cumprod.to(device), rows)
+    if "real" not in rows and any(m in self.metric_models for m in FRECHET_METRICS):   # test_teacher.py's row
+        rows["real"] = self.real_row(device, acc, shard, progress)
     if len(rows) > done and _writes(acc, shard):
         atomic_write(path, lambda p: p.write_text(json.dumps(dict(**key, rows=rows), indent=1)))
     _wait(acc, shard)
@@ -172,4 +190,4 @@ class PaperEvaluation:
     streams_evaluation = True
     reference_dir, cond_at, build_reference, reference_latents = reference_dir, cond_at, build_reference, reference_latents
     metrics_key, metrics_key_hash, evaluate_samples = metrics_key, metrics_key_hash, evaluate_samples
-    reference, evaluate_student = reference, evaluate_student
+    real_row, reference, evaluate_student = real_row, reference, evaluate_student

@@ -136,7 +136,8 @@ def test_scores_follow_the_official_order(tiny_sdxl, metric_weights, tmp_path):
     assert -1 <= metrics["1"]["clip_score"] <= 1                          # the raw cosine, not 100 cos
     assert extra["samples"][1].shape == (4, 4, 32, 32) and JPEG_QUALITY == 75
     t = extra["reference"]["metrics"]
-    assert set(t) == {"10", "1"} and t["10"]["ode_error"] == 0 and abs(t["10"]["fd_dinov2"]) < 1e-6
+    assert set(t) == {"10", "1", "real"} and t["10"]["ode_error"] == 0 and abs(t["10"]["fd_dinov2"]) < 1e-6
+    assert t["real"]["fd_dinov2"] > 0 and set(t["real"]) == {"fid", "fd_dinov2"}      # the teacher against the data folder
     ref_decoded = to_uint8(preset.decode(preset.reference_latents(0, 4)))  # the teacher's row: its decoded images too
     assert t["10"]["clip_score"] == pytest.approx(score(ref_decoded, ref_jpegs)["clip_score"], rel=1e-5, abs=1e-7)
     assert json.loads((preset.reference_dir() / "metrics.json").read_text())["rows"].keys() == t.keys()
@@ -208,9 +209,12 @@ def test_figures_notebook_sdxl_table1(tiny_sdxl, metric_weights, tmp_path):
                                         runs_dir=str(runs), figures_dir=str(figs), overrides=overrides))
     for f in ("table1.csv", "table1.md", "samples.png", "README.md"): assert (figs / f).stat().st_size > 200, f
     rows = list(csv.DictReader(open(figs / "table1.csv")))
-    assert [(r["method"], int(r["steps"])) for r in rows] == [("Teacher (N = 10 steps, reference)", 10)] + [
+    assert [(r["method"], int(r["steps"])) for r in rows] == [("Teacher (N = 10 steps, reference)", 10),
+                                                             ("Teacher (N = 10 steps) vs real images", 10)] + [
         (m, k) for m in ("Teacher (DDIM, k steps)", "CM", "Direct CM") for k in (1, 2, 4)]
     for c in ("ode_error", "fid", "fd_dinov2", "clip_score", "aesthetic_score"): assert f"{c}_mean" in rows[0]
+    real, rows = rows[1], rows[:1] + rows[2:]
+    assert float(real["fd_dinov2_mean"]) > 0 and all(math.isnan(float(real[f"{c}_mean"])) for c in ("ode_error", "clip_score"))
     for r in rows:
         for c in ("ode_error", "fd_dinov2", "clip_score", "aesthetic_score"): assert math.isfinite(float(r[f"{c}_mean"])), (r, c)
         assert -1 <= float(r["clip_score_mean"]) <= 1

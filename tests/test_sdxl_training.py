@@ -87,18 +87,23 @@ def test_batch_size_is_global_and_must_split_across_processes(tiny_sdxl, tmp_pat
         train(cfg, progress=False)
     assert not (tmp_path / "r" / "config.json").exists()          # failed before anything was loaded or written
 
-def test_loader_batches_equal_in_process_batches(tiny_sdxl, tmp_path):
+def test_loader_reads_epochs_with_random_crops_in_workers(tiny_sdxl, tmp_path):
+    "The training images: epochs without replacement and random crops (the official loader), the same in workers and in process."
     from directcms.sdxl import SDXLPreset
-    from directcms.runio import seeded_generator as _step_generator
     cfg = _cfg(tiny_sdxl, tmp_path / "r", num_workers=2, batch_size=3)
     preset = SDXLPreset(cfg, progress=False)
-    loaded = list(preset.train_loader(1, 4, 0, 3))
-    assert len(loaded) == 3
-    for step, item in zip(range(1, 4), loaded):
-        (x_a, c_a), (x_b, c_b) = (preset.batch(_step_generator(0, step, 0), 3, *extra) for extra in ((), (item,)))
-        assert torch.equal(x_a, x_b) and all(torch.equal(c_a[k], c_b[k]) for k in c_a)
-    with pytest.raises(RuntimeError, match="train_loader"):            # a loader out of step with the generator
-        preset.batch(_step_generator(0, 0, 0), 3, loaded[0])
+    workers = list(preset.train_loader(0, 4, 0, 3))
+    preset.cfg.num_workers = 0
+    inproc = list(preset.train_loader(0, 4, 0, 3))
+    assert len(workers) == 4 and all(torch.equal(a["pixels"], b["pixels"]) for a, b in zip(workers, inproc))
+    seen = [int(i) for b in workers for i in b["indices"]]
+    assert sorted(seen[:4]) == [0, 1, 2, 3] and sorted(seen[4:8]) == [0, 1, 2, 3]      # 4 images: each once per epoch
+    crops = {(int(b["indices"][j]), b["crop_top_left"][j]) for b in workers for j in range(3)}
+    assert len({c for i, c in crops if i == 2}) > 1                                     # image 2 (64x96) cropped anew
+    x0, cond = preset.batch(torch.Generator().manual_seed(0), 3, workers[1])
+    assert x0.shape == (3, 4, 16, 16) and cond["time_ids"][:, 2:4].tolist() == [list(c) for c in workers[1]["crop_top_left"]]
+    with pytest.raises(RuntimeError, match="train_loader gave 3 images for a step of 2"):
+        preset.batch(torch.Generator(), 2, workers[0])
 
 def test_resume_with_workers_equals_uninterrupted(tiny_sdxl, tmp_path):
     kw = dict(max_steps=4, checkpoint_every=2, num_workers=2)

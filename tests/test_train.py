@@ -32,7 +32,7 @@ def test_train_notebook(loss, assets, tmp_path):
     _papermill(tmp_path, loss=loss, assets_dir=str(assets), output_dir=str(out), **TINY)
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) >= {"loss", "config", "train", "eval"} and m["loss"] == loss
-    assert set(m["train"]) == {"steps", "processes", "seconds", "sec_per_step", "teacher_evals_per_step"} and m["train"]["steps"] == 3 and m["train"]["processes"] == 1
+    assert set(m["train"]) == {"steps", "processes", "optimizer", "seconds", "sec_per_step", "teacher_evals_per_step"} and m["train"]["steps"] == 3 and m["train"]["processes"] == 1 and m["train"]["optimizer"] == "adamw"
     assert set(m["eval"]) == {"1", "2", "4"}
     for k, v in m["eval"].items():
         assert set(v) == {"ode_error", "fd_real", "fd_teacher", "class_accuracy"}, k
