@@ -16,8 +16,9 @@ __all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAG
            'PAPER_EXTRA', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MissingWeights', 'MissingPackage', 'MetricsUnavailable',
            'MetricSkipped', 'pretrained_source', 'inception_weights', 'make_fid_inception', 'fid_inception',
            'DinoV2Features', 'fd_dinov2', 'CLIPFeatures', 'load_clip', 'clip_score', 'AestheticPredictor',
-           'load_aesthetic_predictor', 'clip_image_embeddings', 'aesthetic_score', 'frechet_from_sums',
-           'clip_text_embeddings', 'StreamingImageMetrics', 'load_image_metrics', 'image_metrics']
+           'aesthetic_weights_path', 'prefetch_metric_files', 'load_aesthetic_predictor', 'clip_image_embeddings',
+           'aesthetic_score', 'frechet_from_sums', 'clip_text_embeddings', 'StreamingImageMetrics',
+           'load_image_metrics', 'image_metrics']
 
 # %% ../nbs/12_image_metrics.ipynb #71fc52e3
 DINOV2_MODEL = "facebook/dinov2-large"   # ViT-L/14, dgm-eval's default (the paper's FD-DINOv2)
@@ -213,13 +214,38 @@ class AestheticPredictor(nn.Module):
         "Raw CLIP image embeddings (N, input_size) -> predicted aesthetic scores (N,)."
         return self.layers(F.normalize(emb.float(), dim=-1)).squeeze(-1)
 
-def load_aesthetic_predictor(path) -> AestheticPredictor:
-    "AestheticPredictor with the weights of a state-dict file (input size read from it); raises MissingWeights if absent."
-    if path is None or not Path(path).is_file():
-        where = "no predictor weights given" if path is None else f"no predictor weights at {path}"
-        raise MissingWeights(f"aesthetic score: {where}; download sac+logos+ava1-l14-linearMSE.pth from {AESTHETIC_URL} "
-                             "and pass its path as aesthetic_weights")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+def aesthetic_weights_path(path=None) -> str:
+    "The predictor's weights: path if given, else the torch hub cache (downloaded there first when online); raises MissingWeights."
+    fname = AESTHETIC_URL.rsplit("/", 1)[-1]
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    todo = f"download {fname} from {AESTHETIC_URL} to {cache} or pass its path as aesthetic_weights"
+    if path is not None:
+        if Path(path).is_file(): return str(path)
+        raise MissingWeights(f"aesthetic score: no predictor weights at {path}; {todo}")
+    if cache.is_file(): return str(cache)
+    if _offline(): raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and HF_HUB_OFFLINE is set; {todo}")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(AESTHETIC_URL, str(cache), progress=False)   # via a temporary file: atomic
+        return str(cache)
+    except Exception as e:
+        raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and could not be downloaded "
+                             f"({type(e).__name__}); {todo}") from None
+
+def prefetch_metric_files(inception_weights=None, aesthetic_weights=None, **_) -> list[str]:
+    "Download FID's Inception and the aesthetic predictor into the torch hub cache where they are missing and reachable; returns the files there (errors left to loading)."
+    out = []
+    for url, given in ((INCEPTION_URL, inception_weights), (AESTHETIC_URL, aesthetic_weights)):
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if given is None and not cache.is_file() and not _offline():
+            try: cache.parent.mkdir(parents=True, exist_ok=True); torch.hub.download_url_to_file(url, str(cache), progress=False)
+            except Exception: continue
+        if cache.is_file(): out.append(str(cache))
+    return out
+
+def load_aesthetic_predictor(path=None) -> AestheticPredictor:
+    "AestheticPredictor with the weights of a state-dict file (input size read from it; None: aesthetic_weights_path); raises MissingWeights if absent."
+    sd = torch.load(aesthetic_weights_path(path), map_location="cpu", weights_only=True)
     sd = sd.get("state_dict", sd)
     pred = AestheticPredictor(sd["layers.0.weight"].shape[1])
     pred.load_state_dict(sd)

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 from .schedules import alphas_cumprod_from_config
-from .image_metrics import MissingWeights, pretrained_source, load_image_metrics, PAPER_EXTRA, DINOV2_MODEL, CLIP_MODEL
+from .image_metrics import (MissingWeights, pretrained_source, load_image_metrics, prefetch_metric_files, PAPER_EXTRA,
+                                     DINOV2_MODEL, CLIP_MODEL)
 from .runio import EpochBatchSampler, step_indices
 from .presets import Preset
 from .sdxl_eval import PaperEvaluation
@@ -306,6 +307,7 @@ class SDXLPreset(PaperEvaluation, Preset):
         "Download the teacher, VAE and metric networks that are hub ids into the Hugging Face cache (file-locked: every process may call it)."
         mw = cfg.metrics_weights
         prefetch_weights([cfg.teacher], [cfg.vae, mw.get("dinov2_model", DINOV2_MODEL), mw.get("clip_model", CLIP_MODEL)])
+        prefetch_metric_files(**mw)                          # FID's Inception and the aesthetic predictor, into torch's cache
 
     def to(self, device):
         for m in (self.c.unet, self.c.vae, self.c.text_encoder, self.c.text_encoder_2): m.to(device)

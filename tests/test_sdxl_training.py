@@ -157,3 +157,13 @@ def test_lean_checkpoint_of_other_adapters_is_refused(tmp_path):
     save_file({"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
     with pytest.raises(ValueError, match="settings it was saved with"):
         _check_lean_checkpoint(tmp_path, net)
+
+
+def test_weights_are_fetched_before_the_process_group(tiny_sdxl, tmp_path, monkeypatch):
+    "train calls the preset's prefetch before accelerate sets up its state (no rank waits on a barrier for a download)."
+    from accelerate.state import PartialState
+    from directcms.sdxl import SDXLPreset
+    seen = []
+    monkeypatch.setattr(SDXLPreset, "prefetch", classmethod(lambda cls, cfg: seen.append(dict(PartialState._shared_state))))
+    train(_cfg(tiny_sdxl, tmp_path / "r", max_steps=1), progress=False)
+    assert seen == [{}]                                                    # called once, with no accelerate state yet
