@@ -88,6 +88,7 @@ class TrainConfig:
     decode_batch_size: int = None    # sdxl: images per VAE decode (1, as the official code; more is faster and needs more memory)
     num_workers: int = None          # sdxl: DataLoader processes that decode training images; 0 = the training process
     metrics_weights: dict = field(default_factory=dict)  # sdxl: local paths / ids for metric networks
+    guidance_grid: list = None       # digits: teacher guidance scales w' for the guidance measures (w*, gamma, precision/recall) at each evaluation; None = off
 
     @classmethod
     def from_params(cls, params: dict) -> "TrainConfig":
@@ -127,6 +128,16 @@ class TrainConfig:
             bad("gradient_checkpointing", "True or False")
         if self.preset == "sdxl-paper" and not self.data: bad("data", "the path of an image-caption folder (images + metadata.csv or metadata.jsonl)")
         if not isinstance(self.metrics_weights, dict): bad("metrics_weights", "a dict such as {'aesthetic_weights': 'path.pth'}")
+        gg = self.guidance_grid
+        if isinstance(gg, str):                    # papermill -p guidance_grid "1,2,3"
+            try: gg = list(ast.literal_eval(gg if "[" in gg else f"[{gg}]"))
+            except (ValueError, SyntaxError): bad("guidance_grid", "None or a list of numbers > 0, e.g. [1, 2, 3, 4]")
+        if gg is not None:
+            if self.preset != "digits": bad("guidance_grid", "None (the guidance measures are the digits preset's)")
+            if (not isinstance(gg, (list, tuple)) or not gg
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in gg)):
+                bad("guidance_grid", "None or a non-empty list of numbers > 0, e.g. [1, 2, 3, 4]")
+            self.guidance_grid = sorted({float(v) for v in gg} | {1.0, float(self.guidance_scale)})   # w' = 1 and w always
         for k in ("lr", "huber_c"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0: bad(k, "a number > 0")

@@ -117,3 +117,15 @@ def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_p
     monkeypatch.setattr(presets.DigitsPreset, "batch", batch)
     run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
+
+
+def test_guidance_measures_at_every_evaluation(assets, tmp_path):
+    "guidance_grid adds w*, gamma, confidence and precision/recall to every evaluation row and to metrics.json."
+    cfg = _cfg(assets, tmp_path / "g", eval_every=2, checkpoint_every=2, max_steps=3, eval_steps=[1], guidance_grid=[2])
+    m = run(cfg, progress=False)
+    keys = {"w_star", "w_star_refined", "gamma_mean", "gamma_median", "confidence", "precision_teacher", "recall_teacher",
+            "precision_real", "recall_real", "fd_w1", "fd_w2", "fd_w3"}
+    assert keys <= set(m["eval"]["1"]) and keys <= set(m["teacher"]["10"])
+    assert m["teacher"]["10"]["w_star"] == 3.0 and abs(m["teacher"]["10"]["gamma_mean"] - 1) < 1e-6
+    log = [json.loads(l) for l in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
+    assert keys <= set(log[1]["eval"]["1"]) and m["eval"]["1"]["w_star"] in (1.0, 2.0, 3.0)
