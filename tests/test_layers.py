@@ -10,7 +10,7 @@ LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
     ("support", {"runio", "config", "digits", "digits_metrics", "evaluation", "image_metrics", "guidance_measures"}),
     ("presets", {"presets", "sdxl", "sdxl_eval"}),
     ("runs", {"training"}),
-    ("results", {"results", "science", "digits_study"}),
+    ("results", {"results", "science", "digits_study", "late_window"}),
 ]
 LAYER = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 
