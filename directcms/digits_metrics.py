@@ -195,7 +195,7 @@ def make_digits_assets(out_dir=None, teacher_steps: int = 1500, classifier_steps
     args = [repr(str(out_dir))] if out_dir else []
     args += [f"{k}={v!r}" for k, v, d in [("teacher_steps", teacher_steps, 1500), ("classifier_steps", classifier_steps, 800),
                                            ("seed", seed, 0), ("num_eval", num_eval, 500)] if v != d]
-    command = f'python -c "from directcms.evaluation import make_digits_assets; make_digits_assets({", ".join(args)})"'
+    command = f'python -c "from directcms.digits_metrics import make_digits_assets; make_digits_assets({", ".join(args)})"'
     clf_path = out / "classifier.safetensors"
     train_digit_classifier(clf_path, steps=classifier_steps, seed=seed)
     meta = clf_path.with_suffix(".json")
