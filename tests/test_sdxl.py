@@ -78,3 +78,17 @@ def test_accelerate_launch_two_processes_cpu(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["train"]["steps"] == 3 and m["train"]["processes"] == 2
     assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_paper_run_stops_before_step_1_when_a_metric_is_missing(tiny_sdxl, tmp_path):
+    "Without metric networks (offline) or the paper extra, a paper run stops before any model loads, naming what to install."
+    import importlib.util
+    from directcms.config import TrainConfig
+    from directcms.image_metrics import MetricsUnavailable, PAPER_EXTRA
+    from directcms.training import run
+    p = {**_params(tiny_sdxl, "cm", tmp_path / "out"), "metrics_weights": {}}
+    with pytest.raises(MetricsUnavailable) as e: run(TrainConfig.from_params(p), progress=False)
+    msg = str(e.value)
+    assert all(f"{m}: " in msg for m in ("fid", "fd_dinov2", "clip_score", "aesthetic_score")), msg
+    if importlib.util.find_spec("torch_fidelity") is None: assert PAPER_EXTRA in msg      # the extra is not installed
+    assert not (tmp_path / "out" / "log.jsonl").exists() and not (tmp_path / "out" / "checkpoints").exists()
