@@ -12,10 +12,10 @@ from .analytic import (GaussianMixture, ring_mixture, cfg_eps_at, reference_solv
                                 mode_coverage, sliced_wasserstein, MLPEps, EnsembleMLPEps, fit_to_teacher)
 from .guidance import null_class
 from .parameterization import ConsistencyModel, consistency_function
-from .losses import consistency_distillation_loss
+from .losses import consistency_distillation_loss, ConsistencyLoss
 from .sampling import cm_sample, teacher_sample
 from .schedules import timestep_grid, alpha_sigma, bcast
-from .solvers import ddim_step
+from .solvers import solve
 from .runio import atomic_write, seeded_generator
 from .results import (k_order, mean_se, paired_comparisons, outcome_counts, setting_text, null_tail, chance_worse,
                                chance_sentence, seed_summary, markdown_table, write_csv)
@@ -25,7 +25,7 @@ _gen = seeded_generator                    # a generator per tuple of ints: one 
 # %% auto #0
 __all__ = ['summary', 'WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'SCALES',
            'GRID_KEYS', 'CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'analytic_teacher',
-           'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'distill',
+           'mode_radius', 'analytic_settings', 'run_key', 'reference_set', 'sample_quality', 'teacher_path', 'distill',
            'analytic_group', 'analytic_experiment', 'EnsembleDistiller', 'distill_ensemble', 'analytic_grid',
            'run_analytic_sweep', 'digits_configs', 'digits_finished', 'run_digits_sweep', 'degenerate', 'result_rows',
            'compare', 'tally', 'verdict', 'plot_k_sweep', 'plot_capacity', 'plot_gmm2d', 'sweep_grid', 'mode_features',
@@ -110,17 +110,13 @@ def _student_eval(student, gmm, refset, teacher_x, N, seed, w):
         out[str(s)], samples[s] = sample_quality(gmm, x, refset["y"], refset["ref"], refset["exact"], teacher_x, w), x
     return out, samples
 
-def _trajectory(student, teacher_eps, gmm, refset, N, n=16):
-    "Teacher DDIM path from the first n eval noises and the student's prediction f(x_tn, tn) at each point of it."
-    grid, ac = timestep_grid(len(gmm.alphas_cumprod), N), gmm.alphas_cumprod
-    x, y = refset["noise"][:n].clone(), refset["y"][:n]
-    path, pred = [x], []
+def teacher_path(student, teacher_eps, gmm, refset, N, n=16):
+    "The teacher's DDIM path from the first n evaluation noises (`solve`, its callback keeping each state) and the student's f(x_tn, tn) at each of its points but data."
+    grid, y = timestep_grid(len(gmm.alphas_cumprod), N), refset["y"][:n]
+    path = [refset["noise"][:n].clone()]
     with torch.no_grad():
-        for j in range(N):
-            t = grid[j].expand(n)
-            pred.append(student(x, t, y=y))
-            x = ddim_step(teacher_eps, x, t, grid[j + 1].expand(n), ac, y=y)
-            path.append(x)
+        solve(teacher_eps, path[0], grid, gmm.alphas_cumprod, "ddim", dict(y=y), callback=lambda st: path.append(st["x"]))
+        pred = [student(x, grid[j].expand(n), y=y) for j, x in enumerate(path[:-1])]
     return torch.stack(path, 1), torch.stack(pred, 1)
 
 def distill(student, teacher_eps, gmm, N, k, steps, batch_size, lr, seed) -> list[float]:
@@ -201,7 +197,7 @@ def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: b
                                   seconds=round(secs, 3), fit_seconds=round(fit_seconds, 3)))
             key = run_key(s)
             if d == 2:
-                path, pred = _trajectory(student, teacher_eps, gmm, refset, N)
+                path, pred = teacher_path(student, teacher_eps, gmm, refset, N)
                 side = dict(student=one[:512], teacher=tx[:512], exact=refset["exact"][:512], ref=refset["ref"][:512],
                             y=refset["y"][:512], path=path, pred=pred, means=gmm.means, labels=gmm.labels)
                 atomic_write(runs_dir / f"{key}.pt", lambda p: torch.save(side, p))
@@ -217,16 +213,6 @@ def analytic_experiment(runs_dir=None, cache_dir=None, **settings) -> dict:
     return analytic_group([settings], runs_dir, cache_dir)[0]
 
 # %% ../nbs/15_science.ipynb #b7e3a9f2
-def _teacher_targets(eps_fn, x, start, n, grids, alphas_cumprod, cond, steps):
-    "{s: state after min(s, n_i) teacher DDIM steps from grids[i, start_i] along row i of grids} for every s in steps: `solve_between`'s passes with a grid per sample, run once to the longest."
-    x, want, out = x.clone(), set(steps), {}
-    for r in range(int(n.max()) if len(n) else 0):
-        idx = (n > r).nonzero().squeeze(1)                  # samples that still have an r-th step to take
-        j = start[idx] + r
-        x[idx] = ddim_step(eps_fn, x[idx], grids[idx, j], grids[idx, j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
-        if r + 1 in want: out[r + 1] = x.clone()
-    return {s: out.get(s, x) for s in want}                 # beyond every sample's last step: the final states
-
 class EnsembleDistiller:
     "Many `distill` runs as one batched model, trained in chunks: member i = dict(N, k, seed, target) with target 'online' (the student, stop-gradient) or 'ema' (an exponential moving average of it); resumable through state_dict (Vouitsis et al. 2024, eq. 6; Song et al. 2023, eq. 7)."
     def __init__(self,
@@ -256,6 +242,7 @@ class EnsembleDistiller:
         pos = {sn: i for i, sn in enumerate(streams)}
         self.gens = {sn: _gen(sn[0], 3) for sn in streams}
         self.grids = {n: timestep_grid(len(ac), n) for _, n in streams}
+        self.losses = {n: ConsistencyLoss(g, ac) for n, g in self.grids.items()}   # its draw, teacher solve, weight, distance
         self.longest = {n: max(s for m, s in zip(members, self.nsteps) if m["N"] == n) for n in self.grids}
         L = max(self.grids) + 1                                 # every stream's rows carry its grid, padded with -1
         B = batch_size
@@ -270,11 +257,17 @@ class EnsembleDistiller:
         ac, B, draw = self.gmm.alphas_cumprod, self.B, []
         for (seed, N), g in self.gens.items():
             x0, y = self.gmm.sample(B, generator=g)
-            start = torch.randint(0, N, (B,), generator=g)
-            noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
-            a, s = alpha_sigma(self.grids[N][start], ac)
-            draw.append((bcast(a, x0) * x0 + bcast(s, x0) * noise, y, start, (N - start).clamp(max=self.longest[N])))
+            start, _, x_t = self.losses[N].draw(x0, g)
+            draw.append((x_t, y, start, (N - start).clamp(max=self.longest[N])))
         return (torch.cat(v) for v in zip(*draw))
+
+    def _teacher_states(self, x, start, n, y) -> dict:
+        "{k: state after min(k, n_i) teacher steps} for every member's k: one `solve_between` over every stream, each row on its own grid, keeping the states its callback sees."
+        want, snap = set(self.nsteps), {}
+        def keep(st):
+            if st["i"] + 1 in want: snap[st["i"] + 1] = st["x"].clone()
+        end = next(iter(self.losses.values())).teacher_solve(self.teacher_eps, x, start, start + n, dict(y=y), self.row_grids, keep)
+        return {s: snap.get(s, end) for s in want}           # beyond every sample's last step: the final states
 
     def train(self, steps: int) -> torch.Tensor:
         "Take `steps` optimizer steps; returns each member's losses, shape (M, steps)."
@@ -282,8 +275,7 @@ class EnsembleDistiller:
         tgt = self.tgt if self.tgt is not None else self.ens
         for _ in range(steps):
             x_s, y_s, start_s, n_s = self._draw()
-            with torch.no_grad():                               # one teacher solve for every stream and k
-                snap = _teacher_targets(self.teacher_eps, x_s, start_s, n_s, self.row_grids, ac, dict(y=y_s), set(self.nsteps))
+            snap = self._teacher_states(x_s, start_s, n_s, y_s)  # one teacher solve for every stream and k
             x_t, y, start = x_s[self.rows], y_s[self.rows], start_s[self.rows]
             x_stop = torch.cat([snap[s][r] for r, s in zip(self.own, self.nsteps)])
             t, t_stop = self.row_grids[self.rows, start], self.row_grids[self.rows, torch.minimum(start + self.k_rows, self.N_rows)]
@@ -296,7 +288,8 @@ class EnsembleDistiller:
                 eps = eps.view(x_t.shape)
                 target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
             pred = consistency_function(self.ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
-            per = (pred - target).float().view(M, B, -1).pow(2).mean(2).mean(1)
+            loss = self.losses[self.members[0]["N"]]
+            per = (loss.weight(t) * loss.distance(pred, target)).view(M, B).mean(1)
             self.opt.zero_grad(); per.sum().backward(); self.opt.step()
             if self.sched is not None: self.sched.step()
             if self.tgt is not None: self._update_target()
@@ -330,7 +323,6 @@ def distill_ensemble(mlps: list[MLPEps], teacher_eps, gmm, members: list[dict], 
     losses = dist.train(steps)
     dist.write_to(mlps)
     return losses.tolist()
-
 
 # %% ../nbs/15_science.ipynb #60b72a09
 def analytic_grid(k, N, w, d, width, seeds, **sizes) -> list[dict]:
