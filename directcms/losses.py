@@ -4,7 +4,6 @@
 
 # %% ../nbs/04_losses.ipynb #16eb3269
 from __future__ import annotations
-import contextlib
 import torch
 from .schedules import alpha_sigma, bcast
 from .solvers import solve_between, get_solver, EvalCounter

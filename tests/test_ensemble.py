@@ -14,7 +14,8 @@ from directcms.guidance import cfg_eps, null_class
 from directcms.parameterization import ConsistencyModel
 from directcms.schedules import timestep_grid
 from directcms.solvers import solve_between
-from directcms.science import analytic_group, distill, distill_ensemble
+from directcms.ensemble import distill, distill_ensemble
+from directcms.sweeps import analytic_group
 
 
 def gen(seed):

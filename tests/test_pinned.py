@@ -11,14 +11,10 @@ import torch
 from directcms.analytic import MLPEps
 from directcms.parameterization import ConsistencyModel
 
-try:                                        # after the split
-    from directcms.testbed import analytic_teacher
-    from directcms.ensemble import distill, EnsembleDistiller, distill_ensemble
-    from directcms.sweeps import analytic_group
-    from directcms.convergence import convergence_setting, convergence_members
-except ImportError:                         # before it
-    from directcms.science import (analytic_teacher, distill, EnsembleDistiller, distill_ensemble, analytic_group,
-                                   convergence_setting, convergence_members)
+from directcms.testbed import analytic_teacher
+from directcms.ensemble import distill, EnsembleDistiller, distill_ensemble
+from directcms.sweeps import analytic_group
+from directcms.convergence import convergence_setting, convergence_members
 
 
 def _wsum(mlp): return sum(float(p.detach().double().sum()) for p in mlp.parameters())

@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 import pytest
 import torch
-import directcms.science as sci
-from directcms.science import (analytic_experiment, analytic_grid, run_analytic_sweep, run_key, digits_configs,
-                               digits_finished, run_digits_sweep, flatten, compare, verdict)
+import directcms.convergence as conv
+import directcms.sweeps as sweeps
+from directcms.testbed import run_key, analytic_settings
+from directcms.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
+                              run_digits_sweep, SCALES)
+from directcms.science import flatten, compare, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
@@ -34,7 +37,7 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
     assert "digits" in verdict_text.lower()
     assert "Headline: 1-step samples" in verdict_text and "2- and 4-step samples, apart" in verdict_text
     assert "expected by chance" in verdict_text
-    smoke = sci.SCALES["smoke"]
+    smoke = SCALES["smoke"]
     n_analytic = len(analytic_grid(**smoke["analytic"]))
     assert len(list((runs / "science" / "analytic").glob("*.json"))) == n_analytic
     d = smoke["digits"]
@@ -45,13 +48,13 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
 
 def test_analytic_run_is_cached(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill_ensemble                 # analytic_group trains the runs to do as one ensemble
-    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend((m["N"], m["k"]) for m in a[3]) or real(*a, **k))
+    real = sweeps.distill_ensemble                 # analytic_group trains the runs to do as one ensemble
+    monkeypatch.setattr(sweeps, "distill_ensemble", lambda *a, **k: calls.extend((m["N"], m["k"]) for m in a[3]) or real(*a, **k))
     kw = dict(d=2, w=1.0, N=10, width="small", seed=0, **TINY)
     r1 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)
     assert calls == [(10, 1)]
     files = list(tmp_path.glob("*.json"))
-    assert [p.name for p in files] == [f"{run_key(sci.analytic_settings(k=1, **kw))}.json"]
+    assert [p.name for p in files] == [f"{run_key(analytic_settings(k=1, **kw))}.json"]
     r2 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)       # finished: read, not run
     assert r2 == r1 and calls == [(10, 1)]
     other = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **{**kw, "train_steps": 3})   # other sizes: new run
@@ -60,8 +63,8 @@ def test_analytic_run_is_cached(tmp_path, monkeypatch):
 
 def test_sweep_skips_finished_runs(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill_ensemble
-    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend(m["k"] for m in a[3]) or real(*a, **k))
+    real = sweeps.distill_ensemble
+    monkeypatch.setattr(sweeps, "distill_ensemble", lambda *a, **k: calls.extend(m["k"] for m in a[3]) or real(*a, **k))
     grid = dict(N=[10], w=[3.0], d=[2], width=["small"], seeds=1, **TINY)
     first = run_analytic_sweep(analytic_grid(k=[1, "all"], **grid), tmp_path, workers=1, progress=False)
     assert calls == [1, "all"]
@@ -193,20 +196,20 @@ def test_convergence_notebook_smoke(tmp_path, monkeypatch):
 def test_convergence_resumes_after_a_kill(tmp_path, monkeypatch):
     "A run killed between state saves resumes from its state and ends with the measures of an uninterrupted run."
     kw = dict(fit_steps=10, batch_size=16, num_eval=64, first_eval=8, max_steps=32, save_every=5)
-    mem = sci.convergence_members([1, "all"], 2)
-    whole = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "a", tmp_path / "c", progress=False, **kw)
-    train, calls = sci.EnsembleDistiller.train, []
+    mem = conv.convergence_members([1, "all"], 2)
+    whole = conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "a", tmp_path / "c", progress=False, **kw)
+    train, calls = conv.EnsembleDistiller.train, []
     def dies(self, steps):
         calls.append(steps)
         if len(calls) == 4: raise KeyboardInterrupt           # the 4th chunk: after saves at steps 5, 8 and 10
         return train(self, steps)
-    monkeypatch.setattr(sci.EnsembleDistiller, "train", dies)
+    monkeypatch.setattr(conv.EnsembleDistiller, "train", dies)
     with pytest.raises(KeyboardInterrupt):
-        sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
-    monkeypatch.setattr(sci.EnsembleDistiller, "train", train)
+        conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    monkeypatch.setattr(conv.EnsembleDistiller, "train", train)
     state = torch.load(next((tmp_path / "b").glob("*.pt")), weights_only=False)
     assert state["step"] == 10
-    again = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    again = conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
     assert [c["step"] for c in again["curves"]] == [0, 8, 16, 32]
     for a, b in zip(again["curves"], whole["curves"]):
         for qa, qb in zip(a["members"], b["members"]):
@@ -214,8 +217,8 @@ def test_convergence_resumes_after_a_kill(tmp_path, monkeypatch):
 
 
 def test_convergence_grid_checks_before_work():
-    with pytest.raises(ValueError, match="settings"): sci.convergence_grid("converged", dict(settings=[[7, 3.0]]))
-    with pytest.raises(ValueError, match="k="): sci.convergence_grid("converged", dict(k=[0]))
-    with pytest.raises(ValueError, match="batch_size"): sci.convergence_grid("converged", dict(batch_size=0))
-    g = sci.convergence_grid("converged")
-    assert g["d"] == [2, 16, 64] and g["seeds"] == 5 and sci.CONVERGENCE_DEFAULTS["max_steps"] >= 20000
+    with pytest.raises(ValueError, match="settings"): conv.convergence_grid("converged", dict(settings=[[7, 3.0]]))
+    with pytest.raises(ValueError, match="k="): conv.convergence_grid("converged", dict(k=[0]))
+    with pytest.raises(ValueError, match="batch_size"): conv.convergence_grid("converged", dict(batch_size=0))
+    g = conv.convergence_grid("converged")
+    assert g["d"] == [2, 16, 64] and g["seeds"] == 5 and conv.CONVERGENCE_DEFAULTS["max_steps"] >= 20000
