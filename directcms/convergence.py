@@ -65,6 +65,32 @@ def plateaued(res: dict, tol: float = 0.05) -> bool:
     now, half = _group_sw(res, rows[last]), _group_sw(res, rows[last // 2])
     return all(math.isfinite(now[g]) and now[g] > (1 - tol) * half[g] for g in now)
 
+# %% ../nbs/43_convergence.ipynb #f1e2d3c4
+def _setting_files(d, N, w, members, s, runs_dir) -> tuple:
+    "(the keyed sizes, the JSON path, the state path) of one setting: a hash of everything but max_steps and save_every, so a larger cap continues a run."
+    keyed = {k: v for k, v in s.items() if k not in ("max_steps", "save_every")}
+    h = hashlib.sha1(json.dumps([d, N, float(w), members, keyed], sort_keys=True).encode()).hexdigest()[:8]
+    runs_dir = Path(runs_dir); runs_dir.mkdir(parents=True, exist_ok=True)
+    return keyed, runs_dir / f"d{d}_N{N}_w{w:g}_{h}.json", runs_dir / f"d{d}_N{N}_w{w:g}_{h}.pt"
+
+def _fitted_student(gmm, teacher_eps, seed: int, s: dict):
+    "The seed's student (initial weights from the seed) fitted to the guided teacher's eps."
+    torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))
+    mlp = MLPEps(gmm.dim, gmm.num_classes, width=s["width"], depth=s["depth"]).double()
+    fit_to_teacher(mlp, teacher_eps, gmm, steps=s["fit_steps"], lr=s["fit_lr"], generator=_gen(seed, 5))
+    return mlp
+
+def _measure_members(dist, mlps, gmm, ref, tx, N, w, step, losses) -> dict:
+    "One curve row: every member's 1-step measures (and its recent loss) at this step."
+    dist.write_to(mlps)
+    ac, row = gmm.alphas_cumprod, dict(step=step, members=[])
+    for i, mlp in enumerate(mlps):
+        x = cm_sample(ConsistencyModel(mlp, ac).eval(), ref["noise"], ac, 1, N, dict(y=ref["y"]))
+        q = _one_step_metrics(gmm, x, ref, tx, w)
+        q["loss"] = float(losses[i]) if losses is not None else None
+        row["members"].append(q)
+    return row
+
 # %% ../nbs/43_convergence.ipynb #59b71e95
 def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir, cache_dir=None, progress: bool = True,
                         **sizes) -> dict:
@@ -74,10 +100,7 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     if unknown: raise ValueError(f"unknown convergence size(s) {unknown}")
     if 1000 % N: raise ValueError(f"N={N} must divide the 1000 train timesteps")
     members = [dict(N=N, **m) for m in members]
-    keyed = {k: v for k, v in s.items() if k not in ("max_steps", "save_every")}     # a larger cap continues a run
-    h = hashlib.sha1(json.dumps([d, N, float(w), members, keyed], sort_keys=True).encode()).hexdigest()[:8]
-    runs_dir = Path(runs_dir); runs_dir.mkdir(parents=True, exist_ok=True)
-    jpath, spath = runs_dir / f"d{d}_N{N}_w{w:g}_{h}.json", runs_dir / f"d{d}_N{N}_w{w:g}_{h}.pt"
+    keyed, jpath, spath = _setting_files(d, N, w, members, s, runs_dir)
     res = json.loads(jpath.read_text()) if jpath.exists() else None
     steps = eval_steps(s["first_eval"], s["max_steps"])
     if res is not None and (res["stopped"] == "plateau" or res["curves"][-1]["step"] >= s["max_steps"]): return res
@@ -87,11 +110,7 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     t0 = time.time()                                         # one evaluation set for every seed: paired comparisons
     ref = reference_set(gmm, w, s["num_eval"], s["eval_seed"], cache_dir, s["ref_rtol"], s["ref_atol"])
     tx = teacher_sample(teacher_eps, ref["noise"], ac, N, "ddim", dict(y=ref["y"]))
-    mlps0 = {}
-    for seed in seeds:                                       # per seed: the student fitted to the teacher's eps
-        torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))
-        mlps0[seed] = MLPEps(d, gmm.num_classes, width=s["width"], depth=s["depth"]).double()
-        fit_to_teacher(mlps0[seed], teacher_eps, gmm, steps=s["fit_steps"], lr=s["fit_lr"], generator=_gen(seed, 5))
+    mlps0 = {seed: _fitted_student(gmm, teacher_eps, seed, s) for seed in seeds}
     fit_secs = time.time() - t0
     mlps = [copy.deepcopy(mlps0[m["seed"]]) for m in members]
     dist = EnsembleDistiller(mlps, teacher_eps, gmm, members, s["batch_size"], s["lr"], None, s["ema_decay"])
@@ -100,15 +119,7 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     else: res = dict(settings=dict(d=d, N=N, w=float(w), **keyed), members=members,
                      teacher=_one_step_metrics(gmm, tx, ref, tx, w), curves=[], stopped=None, seconds=0.0,
                      fit_seconds=round(fit_secs, 2))
-    def measure(step, losses):
-        dist.write_to(mlps)
-        row = dict(step=step, members=[])
-        for i, (m, mlp) in enumerate(zip(members, mlps)):
-            x = cm_sample(ConsistencyModel(mlp, ac).eval(), ref["noise"], ac, 1, N, dict(y=ref["y"]))
-            q = _one_step_metrics(gmm, x, ref, tx, w)
-            q["loss"] = float(losses[i]) if losses is not None else None
-            row["members"].append(q)
-        return row
+    measure = lambda step, losses: _measure_members(dist, mlps, gmm, ref, tx, N, w, step, losses)
     def save_state():
         atomic_write(spath, lambda p: torch.save(dist.state_dict(), p))
     def save_json():

@@ -29,6 +29,33 @@ def distill(student, teacher_eps, gmm, N, k, steps, batch_size, lr, seed) -> lis
         losses.append(loss.item())
     return losses
 
+# %% ../nbs/41_ensemble.ipynb #e1b2c3d4
+def _check_members(mlps, members):
+    "ValueError unless there is one member per student, each with k a positive int or 'all' and target 'online' or 'ema'."
+    if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
+    for m in members:
+        k = m["k"]
+        if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
+        if m.get("target", "online") not in ("online", "ema"): raise ValueError(f"target={m['target']!r}: 'online' or 'ema'")
+
+def _stream_rows(members, streams, grids, B):
+    "The rows of one step: each (seed, N) stream's B rows carry its grid, padded with -1 to the longest (a grid per sample), and each member's slice of them."
+    L, pos = max(grids) + 1, {sn: i for i, sn in enumerate(streams)}
+    row_grids = torch.cat([torch.cat([grids[n], grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
+    own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]
+    return row_grids, own, torch.cat([torch.arange(r.start, r.stop) for r in own])
+
+@torch.no_grad()
+def _ensemble_target(tgt, x_stop, t_stop, y, M, alphas_cumprod):
+    "sg f^-(x_stop, t_stop) of every member's rows (M blocks) from the batched target network; only members with a row off data are evaluated, rows at data are their own target."
+    shape, B = (M, -1, *x_stop.shape[1:]), len(x_stop) // M
+    live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)
+    eps = torch.zeros(x_stop.view(shape).shape, dtype=x_stop.dtype, device=x_stop.device)
+    if len(live) == M: eps = tgt(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
+    elif len(live): eps[live] = tgt(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
+    eps = eps.view(x_stop.shape)
+    return torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, alphas_cumprod), x_stop)
+
 # %% ../nbs/41_ensemble.ipynb #b7e3a9f2
 class EnsembleDistiller:
     "Many `distill` runs as one batched model, trained in chunks: member i = dict(N, k, seed, target) with target 'online' (the student, stop-gradient) or 'ema' (an exponential moving average of it); resumable through state_dict (Vouitsis et al. 2024, eq. 6; Song et al. 2023, eq. 7)."
@@ -41,32 +68,22 @@ class EnsembleDistiller:
                  lr: float,                    # Adam learning rate
                  total_steps: int | None = None,   # cosine-annealed over this many steps (as `distill`); None: constant lr
                  ema_decay: float = 0.95):     # target EMA rate mu for members with target "ema" (Song et al. 2023)
-        if len(mlps) != len(members): raise ValueError(f"{len(mlps)} students for {len(members)} members")
-        for m in members:
-            k = m["k"]
-            if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or k < 1): raise ValueError(f"k={k!r}: a positive int or 'all'")
-            if m.get("target", "online") not in ("online", "ema"): raise ValueError(f"target={m['target']!r}: 'online' or 'ema'")
+        _check_members(mlps, members)
         self.members, self.gmm, self.teacher_eps, self.B, self.M = members, gmm, teacher_eps, batch_size, len(mlps)
         ac = gmm.alphas_cumprod
         self.ens = EnsembleMLPEps(mlps)
         self.opt = torch.optim.Adam(self.ens.parameters(), lr=lr)
         self.sched = None if total_steps is None else torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, max(total_steps, 1))
-        self.ema = torch.tensor([m.get("target", "online") == "ema" for m in members])
-        self.ema_decay = ema_decay
+        self.ema, self.ema_decay = torch.tensor([m.get("target", "online") == "ema" for m in members]), ema_decay
         self.tgt = copy.deepcopy(self.ens).requires_grad_(False) if self.ema.any() else None
         self.nsteps = [m["N"] if m["k"] == "all" else m["k"] for m in members]   # teacher steps before the N clamp
         streams = list(dict.fromkeys((m["seed"], m["N"]) for m in members))     # one (seed, N) = one stream of draws
-        pos = {sn: i for i, sn in enumerate(streams)}
         self.gens = {sn: _gen(sn[0], 3) for sn in streams}
         self.grids = {n: timestep_grid(len(ac), n) for _, n in streams}
         self.losses = {n: ConsistencyLoss(g, ac) for n, g in self.grids.items()}   # its draw, teacher solve, weight, distance
         self.longest = {n: max(s for m, s in zip(members, self.nsteps) if m["N"] == n) for n in self.grids}
-        L = max(self.grids) + 1                                 # every stream's rows carry its grid, padded with -1
-        B = batch_size
-        self.row_grids = torch.cat([torch.cat([self.grids[n], self.grids[n].new_full((L - n - 1,), -1)]).expand(B, L) for _, n in streams])
-        self.own = [slice(pos[m["seed"], m["N"]] * B, (pos[m["seed"], m["N"]] + 1) * B) for m in members]
-        self.rows = torch.cat([torch.arange(r.start, r.stop) for r in self.own])
-        self.k_rows, self.N_rows = (torch.tensor(v).repeat_interleave(B) for v in (self.nsteps, [m["N"] for m in members]))
+        self.row_grids, self.own, self.rows = _stream_rows(members, streams, self.grids, batch_size)
+        self.k_rows, self.N_rows = (torch.tensor(v).repeat_interleave(batch_size) for v in (self.nsteps, [m["N"] for m in members]))
         self.step = 0
 
     def _draw(self):
@@ -90,22 +107,15 @@ class EnsembleDistiller:
         "Take `steps` optimizer steps; returns each member's losses, shape (M, steps)."
         ac, M, B, losses = self.gmm.alphas_cumprod, self.M, self.B, []
         tgt = self.tgt if self.tgt is not None else self.ens
+        loss = next(iter(self.losses.values()))                 # its weight and distance: the same for every stream
         for _ in range(steps):
             x_s, y_s, start_s, n_s = self._draw()
             snap = self._teacher_states(x_s, start_s, n_s, y_s)  # one teacher solve for every stream and k
             x_t, y, start = x_s[self.rows], y_s[self.rows], start_s[self.rows]
             x_stop = torch.cat([snap[s][r] for r, s in zip(self.own, self.nsteps)])
             t, t_stop = self.row_grids[self.rows, start], self.row_grids[self.rows, torch.minimum(start + self.k_rows, self.N_rows)]
-            shape = (M, B, *x_t.shape[1:])
-            with torch.no_grad():                               # the target network at t_stop, stop-gradient
-                live = (t_stop.view(M, B) >= 0).any(1).nonzero().squeeze(1)
-                eps = torch.zeros(shape, dtype=x_t.dtype, device=x_t.device)
-                if len(live) == M: eps = tgt(x_stop.view(shape), t_stop.view(M, B), y.view(M, B))
-                elif len(live): eps[live] = tgt(x_stop.view(shape)[live], t_stop.view(M, B)[live], y.view(M, B)[live], live)
-                eps = eps.view(x_t.shape)
-                target = torch.where(bcast(t_stop >= 0, x_stop).bool(), consistency_function(eps, x_stop, t_stop, ac), x_stop)
-            pred = consistency_function(self.ens(x_t.view(shape), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
-            loss = self.losses[self.members[0]["N"]]
+            target = _ensemble_target(tgt, x_stop, t_stop, y, M, ac)
+            pred = consistency_function(self.ens(x_t.view(M, B, *x_t.shape[1:]), t.view(M, B), y.view(M, B)).view(x_t.shape), x_t, t, ac)
             per = (loss.weight(t) * loss.distance(pred, target)).view(M, B).mean(1)
             self.opt.zero_grad(); per.sum().backward(); self.opt.step()
             if self.sched is not None: self.sched.step()

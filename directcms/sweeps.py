@@ -22,77 +22,84 @@ __all__ = ['SCALES', 'GRID_KEYS', 'analytic_group', 'analytic_experiment', 'anal
            'digits_configs', 'digits_finished', 'run_digits_sweep', 'check_seeds', 'sweep_grid']
 
 # %% ../nbs/42_sweeps.ipynb #db13b649
+def _fit_student(sh: dict, gmm, teacher_eps, seed: int, cache_dir) -> dict:
+    "One seed's reference set and its student fitted to the guided teacher's eps (initial weights from the seed, kept to restart from)."
+    refset = reference_set(gmm, sh["w"], sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
+    t0 = time.time()
+    torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))    # the student's initial weights
+    mlp = MLPEps(sh["d"], gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
+    fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
+    return dict(refset=refset, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
+                fit_seconds=time.time() - t0, teacher_cache={})
+
+def _teacher_level(gmm, teacher_eps, fitted: dict, N: int, seed: int, w: float) -> tuple:
+    "(samples, measures, samples from independent noise) of the N-step teacher; the measures also of the undistilled student."
+    refset, ac = fitted["refset"], gmm.alphas_cumprod
+    tx = teacher_sample(teacher_eps, refset["noise"], ac, N, "ddim", dict(y=refset["y"]))
+    other = torch.randn(len(refset["noise"]), gmm.dim, generator=_gen(seed, 6), dtype=torch.float64)
+    tref = teacher_sample(teacher_eps, other, ac, N, "ddim", dict(y=refset["y"]))   # independent noise
+    fitted["mlp"].load_state_dict(fitted["init_state"])
+    init = ConsistencyModel(fitted["mlp"], ac).eval()
+    return tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
+                    init=student_quality(init, gmm, refset, tx, N, seed, w)[0]), tref
+
+# %% ../nbs/42_sweeps.ipynb #027e1feb
+def _write_run(s: dict, student, gmm, teacher_eps, fitted: dict, level: tuple, losses, secs: float, runs_dir: Path) -> dict:
+    "Measure one distilled student and write its JSON (and for d = 2 the figure's side file); its result."
+    refset, (tx, extra, tref), N, w, fit = fitted["refset"], level, s["N"], s["w"], fitted["fit"]
+    student.eval()
+    metrics, samples = student_quality(student, gmm, refset, tx, N, s["seed"], w)
+    one = samples[1]                                                  # 1 step: no noise is drawn
+    metrics["1"]["sw_teacher"] = sliced_wasserstein(one, tref)       # to the teacher's own distribution
+    tail = max(1, len(losses) // 10)
+    res = dict(settings=s, metrics=metrics, teacher=extra["teacher"], init=extra["init"],
+               floor=dict(sw=sliced_wasserstein(refset["exact"], refset["ref"]),
+                          sw_teacher=sliced_wasserstein(tx, tref), reference_error=refset["ref_error"]),
+               train=dict(loss_first=float(np.mean(losses[:tail])) if losses else None,
+                          loss_last=float(np.mean(losses[-tail:])) if losses else None,
+                          fit_loss_last=float(np.mean(fit[-max(1, len(fit) // 10):])) if fit else None,
+                          seconds=round(secs, 3), fit_seconds=round(fitted["fit_seconds"], 3)))
+    key = run_key(s)
+    if s["d"] == 2:
+        path, pred = teacher_path(student, teacher_eps, gmm, refset, N)
+        side = dict(student=one[:512], teacher=tx[:512], exact=refset["exact"][:512], ref=refset["ref"][:512],
+                    y=refset["y"][:512], path=path, pred=pred, means=gmm.means, labels=gmm.labels)
+        atomic_write(runs_dir / f"{key}.pt", lambda p: torch.save(side, p))
+    atomic_write(runs_dir / f"{key}.json", lambda p: p.write_text(json.dumps(res, indent=1)))
+    return res
+
+# %% ../nbs/42_sweeps.ipynb #a9c0e1f2
 def analytic_group(settings_list: list[dict], runs_dir, cache_dir=None, force: bool = False, ensemble: bool = True) -> list[dict]:
     "Run the experiments that share (d, w, width) and every other setting but N, k and seed: per seed one fit and one reference set; the runs to do distilled as one batched model (`ensemble`, `distill_ensemble`: the numbers of one-by-one `distill`); resumable JSONs (Vouitsis et al. 2024)."
     settings_list = [analytic_settings(**s) for s in settings_list]
     free = ("N", "k", "seed")
-    shared = {k: v for k, v in settings_list[0].items() if k not in free}
-    if any({k: v for k, v in s.items() if k not in free} != shared for s in settings_list):
+    sh = {k: v for k, v in settings_list[0].items() if k not in free}
+    if any({k: v for k, v in s.items() if k not in free} != sh for s in settings_list):
         raise ValueError("analytic_group: the settings must differ only in N, k and seed")
-    runs_dir = Path(runs_dir)
-    results, todo = {}, []
+    runs_dir, results = Path(runs_dir), {}
     for s in settings_list:
         p = runs_dir / f"{run_key(s)}.json"
         if p.exists() and not force: results[run_key(s)] = json.loads(p.read_text())
-        else: todo.append(s)
-    if todo:
-        sh = shared
-        d, w = sh["d"], sh["w"]
-        gmm = analytic_teacher(d, sh["num_components"], sh["num_classes"], sh["radius"], sh["std"])
-        teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod         # = cfg_eps(gmm.eps_model, w, null_class(C))
-        seeds = {}                                                            # per seed: reference set, fitted student
-        for seed in dict.fromkeys(s["seed"] for s in todo):
-            refset = reference_set(gmm, w, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
-            t0 = time.time()
-            torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))    # the student's initial weights
-            mlp = MLPEps(d, gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
-            fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
-            seeds[seed] = dict(refset=refset, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
-                               fit_seconds=time.time() - t0, teacher_cache={})
-        if ensemble:                                                          # every run to do at once, same numbers
-            mlps, t1 = [copy.deepcopy(seeds[s["seed"]]["mlp"]) for s in todo], time.time()
-            ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=s["seed"]) for s in todo],
-                                          sh["train_steps"], sh["batch_size"], sh["lr"])
-            ens_secs = (time.time() - t1) / len(todo)
-        for i, s in enumerate(todo):
-            N, k, seed = s["N"], s["k"], s["seed"]
-            refset, mlp, fit, init_state, fit_seconds, teacher_cache = seeds[seed].values()
-            if N not in teacher_cache:
-                tx = teacher_sample(teacher_eps, refset["noise"], ac, N, "ddim", dict(y=refset["y"]))
-                other = torch.randn(len(refset["noise"]), d, generator=_gen(seed, 6), dtype=torch.float64)
-                tref = teacher_sample(teacher_eps, other, ac, N, "ddim", dict(y=refset["y"]))   # independent noise
-                mlp.load_state_dict(init_state)
-                init = ConsistencyModel(mlp, ac).eval()
-                teacher_cache[N] = (tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
-                                             init=student_quality(init, gmm, refset, tx, N, seed, w)[0]), tref)
-            tx, extra, tref = teacher_cache[N]
-            if ensemble: student, losses, secs = ConsistencyModel(mlps[i], ac).train(), ens_losses[i], ens_secs
-            else:
-                mlp.load_state_dict(init_state)
-                student = ConsistencyModel(mlp, ac).train()
-                t1 = time.time()
-                losses = distill(student, teacher_eps, gmm, N, k, s["train_steps"], s["batch_size"], s["lr"], seed)
-                secs = time.time() - t1
-            student.eval()
-            metrics, samples = student_quality(student, gmm, refset, tx, N, seed, w)
-            one = samples[1]                                                  # 1 step: no noise is drawn
-            metrics["1"]["sw_teacher"] = sliced_wasserstein(one, tref)   # to the teacher's own distribution
-            tail = max(1, len(losses) // 10)
-            res = dict(settings=s, metrics=metrics, teacher=extra["teacher"], init=extra["init"],
-                       floor=dict(sw=sliced_wasserstein(refset["exact"], refset["ref"]),
-                                  sw_teacher=sliced_wasserstein(tx, tref), reference_error=refset["ref_error"]),
-                       train=dict(loss_first=float(np.mean(losses[:tail])) if losses else None,
-                                  loss_last=float(np.mean(losses[-tail:])) if losses else None,
-                                  fit_loss_last=float(np.mean(fit[-max(1, len(fit) // 10):])) if fit else None,
-                                  seconds=round(secs, 3), fit_seconds=round(fit_seconds, 3)))
-            key = run_key(s)
-            if d == 2:
-                path, pred = teacher_path(student, teacher_eps, gmm, refset, N)
-                side = dict(student=one[:512], teacher=tx[:512], exact=refset["exact"][:512], ref=refset["ref"][:512],
-                            y=refset["y"][:512], path=path, pred=pred, means=gmm.means, labels=gmm.labels)
-                atomic_write(runs_dir / f"{key}.pt", lambda p: torch.save(side, p))
-            atomic_write(runs_dir / f"{key}.json", lambda p: p.write_text(json.dumps(res, indent=1)))
-            results[key] = res
+    todo = [s for s in settings_list if run_key(s) not in results]
+    if not todo: return [results[run_key(s)] for s in settings_list]
+    gmm = analytic_teacher(sh["d"], sh["num_components"], sh["num_classes"], sh["radius"], sh["std"])
+    teacher_eps, ac = gmm.guided_eps_model(sh["w"]), gmm.alphas_cumprod   # = cfg_eps(gmm.eps_model, w, null_class(C))
+    seeds = {seed: _fit_student(sh, gmm, teacher_eps, seed, cache_dir) for seed in dict.fromkeys(s["seed"] for s in todo)}
+    if ensemble:                                                          # every run to do at once, same numbers
+        mlps, t1 = [copy.deepcopy(seeds[s["seed"]]["mlp"]) for s in todo], time.time()
+        ens_losses = distill_ensemble(mlps, teacher_eps, gmm, [dict(N=s["N"], k=s["k"], seed=s["seed"]) for s in todo],
+                                      sh["train_steps"], sh["batch_size"], sh["lr"])
+        ens_secs = (time.time() - t1) / len(todo)
+    for i, s in enumerate(todo):
+        fitted, N = seeds[s["seed"]], s["N"]
+        if N not in fitted["teacher_cache"]: fitted["teacher_cache"][N] = _teacher_level(gmm, teacher_eps, fitted, N, s["seed"], sh["w"])
+        if ensemble: student, losses, secs = ConsistencyModel(mlps[i], ac).train(), ens_losses[i], ens_secs
+        else:
+            fitted["mlp"].load_state_dict(fitted["init_state"])
+            student, t1 = ConsistencyModel(fitted["mlp"], ac).train(), time.time()
+            losses = distill(student, teacher_eps, gmm, N, s["k"], s["train_steps"], s["batch_size"], s["lr"], s["seed"])
+            secs = time.time() - t1
+        results[run_key(s)] = _write_run(s, student, gmm, teacher_eps, fitted, fitted["teacher_cache"][N], losses, secs, runs_dir)
     return [results[run_key(s)] for s in settings_list]
 
 # %% ../nbs/42_sweeps.ipynb #0c19622f
