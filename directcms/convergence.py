@@ -20,8 +20,8 @@ from .sweeps import check_seeds
 
 # %% auto #0
 __all__ = ['CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'convergence_members', 'eval_steps', 'plateaued',
-           'convergence_setting', 'convergence_grid', 'run_convergence', 'convergence_rows', 'crossings',
-           'convergence_summary', 'plot_convergence', 'plot_errors']
+           'convergence_setting', 'convergence_grid', 'run_convergence', 'convergence_rows', 'convergence_summary',
+           'crossings', 'plot_convergence', 'plot_errors']
 
 # %% ../nbs/43_convergence.ipynb #bd427fbb
 CONVERGENCE_DEFAULTS = dict(num_components=8, num_classes=4, radius=2.0, std=0.15, width=128, depth=3, fit_steps=500,
@@ -228,6 +228,19 @@ def _final_rows(results):
                              budget=last["step"], k=m["k"], seed=m["seed"], steps=1, **q))
     return rows
 
+# %% ../nbs/43_convergence.ipynb #6652be81
+def convergence_summary(rows: list[dict]) -> list[dict]:
+    "Mean and SE over seeds of every measure per (d, N, w, member, step)."
+    cells = {}
+    for r in rows:
+        if r["member"] != "teacher": cells.setdefault((r["d"], r["N"], r["w"], r["member"], r["step"]), []).append(r)
+    out = []
+    for (d, N, w, mem, step), rs in cells.items():
+        row = dict(d=d, N=N, w=w, member=mem, step=step)
+        for m in ("loss", *CONVERGENCE_METRICS): row[f"{m}_mean"], row[f"{m}_se"], row["n_seeds"] = mean_se([x.get(m) for x in rs])
+        out.append(row)
+    return out
+
 def crossings(summ: list[dict], metric: str, a: str = "k=1", b: str = "k=all") -> list[dict]:
     "Per setting, the evaluation steps between which the seed-mean curves of members a and b of `metric` change order."
     by = {}
@@ -240,18 +253,6 @@ def crossings(summ: list[dict], metric: str, a: str = "k=1", b: str = "k=all") -
         for i in range(1, len(steps)):
             if sign[i] and sign[i - 1] and sign[i] != sign[i - 1]:
                 out.append(dict(d=st[0], N=st[1], w=st[2], between=(steps[i - 1], steps[i]), lower_after=a if sign[i] < 0 else b))
-    return out
-
-def convergence_summary(rows: list[dict]) -> list[dict]:
-    "Mean and SE over seeds of every measure per (d, N, w, member, step)."
-    cells = {}
-    for r in rows:
-        if r["member"] != "teacher": cells.setdefault((r["d"], r["N"], r["w"], r["member"], r["step"]), []).append(r)
-    out = []
-    for (d, N, w, mem, step), rs in cells.items():
-        row = dict(d=d, N=N, w=w, member=mem, step=step)
-        for m in ("loss", *CONVERGENCE_METRICS): row[f"{m}_mean"], row[f"{m}_se"], row["n_seeds"] = mean_se([x.get(m) for x in rs])
-        out.append(row)
     return out
 
 # %% ../nbs/43_convergence.ipynb #6e9e8438
