@@ -13,7 +13,7 @@ from .sweeps import digits_configs, digits_finished, run_digits_sweep   # where 
 summary = seed_summary                     # the names this module had before results.py held them
 
 # %% auto #0
-__all__ = ['summary', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'degenerate', 'result_rows', 'compare', 'tally', 'verdict',
+__all__ = ['summary', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'degenerate', 'result_rows', 'compare', 'tally', 'sweep_verdict',
            'plot_k_sweep', 'plot_capacity', 'plot_gmm2d']
 
 # %% ../nbs/15_science.ipynb #fb863e56
@@ -57,9 +57,9 @@ def tally(comparisons: list[dict], axes=ANALYTIC_AXES, max_list: int = 6, z: flo
     return outcome_counts(comparisons, axes, max_list, z)
 
 # %% ../nbs/15_science.ipynb #70592d1d
-def verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sliced W2", ode_name: str = "ODE error",
-            z: float = 2.0, max_list: int = 12) -> str:
-    "Verdict from compare(): how often lower ODE error comes with significantly worse / better samples, and where (Vouitsis et al. 2024)."
+def sweep_verdict(comparisons: list[dict], axes=ANALYTIC_AXES, quality_name: str = "sliced W2", ode_name: str = "ODE error",
+                  z: float = 2.0, max_list: int = 12) -> str:
+    "The sweeps' verdict from compare() (results.verdict is Table 1's, from runs; both read results' paired rule): how often lower ODE error comes with significantly worse / better samples, and where (Vouitsis et al. 2024)."
     n = len(comparisons)
     if not n: return "No comparisons: the sweep has fewer than two values of k in any setting."
     if max(c["n_seeds"] for c in comparisons) < 2:

@@ -9,7 +9,7 @@ import directcms.sweeps as sweeps
 from directcms.testbed import run_key, analytic_settings
 from directcms.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
                               run_digits_sweep, SCALES)
-from directcms.science import flatten, compare, verdict
+from directcms.science import flatten, compare, sweep_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
@@ -118,7 +118,7 @@ def test_verdict_logic_on_synthetic_numbers():
     assert cmp["agree"]["outcome"] == "consistent"
     assert cmp["flat"]["outcome"] == "unresolved samples"
     assert cmp["noise"]["outcome"] == "unresolved ODE"
-    v = verdict(list(cmp.values()))
+    v = sweep_verdict(list(cmp.values()))
     assert "Of 4 comparisons" in v and "3 differ in ODE error by more than 2 standard errors" in v
     assert "significantly worse samples (sliced W2) in 1, significantly better samples in 1, and no resolved difference in 1" in v
     assert "in 1 setting(s): d=2, N=10, w=3, width=paper" in v and "None" not in v   # rows without a budget
@@ -135,9 +135,9 @@ def test_verdict_logic_on_synthetic_numbers():
 
 
 def test_verdict_needs_seeds_and_reports_consistency():
-    assert verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, seeds=1))).startswith("Not assessed")
-    assert "never came with significantly worse samples" in verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 0.5)}})))
-    assert verdict([]).startswith("No comparisons")
+    assert sweep_verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, seeds=1))).startswith("Not assessed")
+    assert "never came with significantly worse samples" in sweep_verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 0.5)}})))
+    assert sweep_verdict([]).startswith("No comparisons")
     # identical numbers over seeds (SE 0) still count when the difference is not 0
     assert compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, noise=0.0))[0]["outcome"] == "inconsistent"
 
@@ -162,7 +162,7 @@ def test_chance_level_counts_only_comparisons_that_can_be_null():
     assert 120 * p5 > 6 and expected < 1
     s = chance_sentence(cs)
     assert f"about {expected:.1f} false 'worse' are expected; observed 7 ({7 / expected:.1f}x)" in s
-    assert "Chance level" in verdict(cs)
+    assert "Chance level" in sweep_verdict(cs)
 
 
 def test_degenerate_settings_are_students_narrower_than_the_data():
