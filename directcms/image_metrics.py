@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from .distances import frechet_distance_from_stats, frechet_from_sums
 
 # %% auto #0
 __all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAGE_METRICS', 'FRECHET_METRICS', 'SCORE_METRICS',
@@ -17,8 +18,7 @@ __all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAG
            'MetricSkipped', 'pretrained_source', 'inception_weights', 'make_fid_inception', 'fid_inception',
            'DinoV2Features', 'fd_dinov2', 'CLIPFeatures', 'load_clip', 'clip_score', 'AestheticPredictor',
            'aesthetic_weights_path', 'prefetch_metric_files', 'load_aesthetic_predictor', 'clip_image_embeddings',
-           'aesthetic_score', 'frechet_from_sums', 'clip_text_embeddings', 'StreamingImageMetrics',
-           'load_image_metrics', 'image_metrics']
+           'aesthetic_score', 'clip_text_embeddings', 'StreamingImageMetrics', 'load_image_metrics', 'image_metrics']
 
 # %% ../nbs/12_image_metrics.ipynb #71fc52e3
 DINOV2_MODEL = "facebook/dinov2-large"   # ViT-L/14, dgm-eval's default (the paper's FD-DINOv2)
@@ -112,7 +112,6 @@ def _rgb(x):
 @torch.no_grad()
 def _frechet(fd: FrechetInceptionDistance, real, fake, batch_size: int = 32, prep=_rgb) -> float:
     "Frechet distance between two image sets in the features of torchmetrics metric `fd`, fed in batches."
-    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
     fd = fd.to(real.device); fd.reset()
     for x in real.split(batch_size): fd.update(prep(x), real=True)
     for x in fake.split(batch_size): fd.update(prep(x), real=False)
@@ -278,12 +277,6 @@ def _check_aesthetic(clip, pred):
                          "the LAION predictor needs CLIP ViT-L/14 (openai/clip-vit-large-patch14)")
 
 # %% ../nbs/12_image_metrics.ipynb #a51c0e02
-def frechet_from_sums(n1, s1, ss1, n2, s2, ss2) -> float:
-    "Frechet distance of two Gaussians given by counts, feature sums and sums of outer products (Heusel et al. 2017)."
-    if min(float(n1), float(n2)) < 2: return math.nan
-    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
-    return frechet_distance_from_stats((float(n1), s1.double(), ss1.double()), (float(n2), s2.double(), ss2.double()))
-
 @torch.no_grad()
 def clip_text_embeddings(prompts, clip, processor):
     "Projected CLIP text embeddings of prompts, truncated to the text model's context (77 tokens for OpenAI CLIP)."
