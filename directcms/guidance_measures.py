@@ -6,7 +6,8 @@
 from __future__ import annotations
 import math
 import torch
-from .digits_metrics import ClassifierFeatures, feature_stats, frechet_distance_from_stats
+from .digits_metrics import ClassifierFeatures, feature_stats
+from .distances import frechet_distance_from_stats
 
 # %% auto #0
 __all__ = ['guidance_projection', 'effective_guidance', 'knn_radii', 'precision_recall', 'guidance_measures']
