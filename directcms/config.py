@@ -59,6 +59,7 @@ class TrainConfig:
     huber_c: float = 0.001           # pseudo-Huber constant
     target: str = "online"           # target network: online (student under no_grad) | ema
     ema_decay: float = None          # decay of the EMA target network (target="ema")
+    eval_ema_decay: float = None     # an EMA copy of the student's weights with this decay, evaluated beside them ("eval_ema"); None = off
     target_steps: int = None         # override the loss: teacher steps in the target (1 = cm, "all" = direct)
     lora_rank: int = None            # 0 = full fine-tune; > 0 = LoRA of that rank (peft)
     optimizer: str = None            # adamw | adamw8bit (bitsandbytes on CUDA; else adamw, said in a printed line and the log)
@@ -149,6 +150,10 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0: bad(k, "a number >= 0")
         if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not 0 <= self.ema_decay < 1:
             bad("ema_decay", "a number in [0, 1)")
+        e = self.eval_ema_decay
+        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e < 1):
+            bad("eval_ema_decay", "None or a number in [0, 1)")
+        if e is not None and self.lora_rank: bad("eval_ema_decay", "None with LoRA (an EMA copy of the student would copy the frozen network too)")
         ts = self.target_steps
         if ts is not None and ts != "all" and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 1):
             bad("target_steps", "None (from loss), a positive integer, or 'all'")

@@ -112,13 +112,16 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     student, teacher_eps = build_student(preset, cfg)
     ema = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.target == "ema" else None)
+    ema_eval = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.eval_ema_decay), use_buffers=True)
+                if cfg.eval_ema_decay is not None else None)        # evaluated beside the student, never trained on
     params = [p for p in student.parameters() if p.requires_grad]      # fp32 (build_student)
     opt, used = make_optimizer(cfg, params, say=acc.is_main_process)
     student, opt = acc.prepare(student, opt)
     lean = any(not p.requires_grad for p in student.parameters())    # LoRA: checkpoints keep the adapters alone
     if lean: acc.register_save_state_pre_hook(_keep_trainable)
     preset.to(acc.device)
-    if ema is not None: ema.to(acc.device); acc.register_for_checkpointing(ema)
+    for avg in (ema, ema_eval):
+        if avg is not None: avg.to(acc.device); acc.register_for_checkpointing(avg)
     ckpt, start = latest_checkpoint(out) if cfg.resume else (None, 0)
     log_path = out / "log.jsonl"
     if ckpt is not None:
@@ -157,6 +160,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             opt.step(); opt.zero_grad(set_to_none=True)
             # 6. the target network: EMA of the student (target="ema"); "online" is the student itself
             if ema is not None: ema.update_parameters(acc.unwrap_model(student))
+            if ema_eval is not None: ema_eval.update_parameters(acc.unwrap_model(student))
             done = step + 1
             # 7. log, evaluate, checkpoint
             row = dict(step=step + 1, loss=acc.gather(loss.detach()[None]).mean().item(),
@@ -166,6 +170,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
                 row["grad_norm"] = float(grad_norm) if math.isfinite(float(grad_norm)) else None
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and acc.is_main_process:
                 row["eval"] = evaluate(cfg, preset, acc.unwrap_model(student), teacher_eps, acc)[0]
+                if ema_eval is not None: row["eval_ema"] = evaluate(cfg, preset, ema_eval.module, teacher_eps, acc)[0]
             if acc.is_main_process:
                 append_jsonl(log_path, row)
                 if writer: writer.add_scalar("loss", row["loss"], step + 1)
@@ -179,7 +184,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
         if writer: writer.close()
     if latest_checkpoint(out)[1] != step: save_checkpoint(acc, out, step, export)
     return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step,
-                optimizer=used)
+                optimizer=used, ema_eval=None if ema_eval is None else ema_eval.module)
 
 def _global_sum(acc, v):
     "v summed over processes (the global batch's teacher evaluations)."
@@ -245,6 +250,7 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
                   train=dict(steps=r["steps"], processes=acc.num_processes, optimizer=r["optimizer"], seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
                              teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0),
                   eval=metrics, teacher=extra["reference"]["metrics"])
+    if r["ema_eval"] is not None: result["eval_ema"] = evaluate(cfg, preset, r["ema_eval"], r["teacher_eps"], acc)[0]
     atomic_json(result, out / "metrics.json")
     n = min(16, len(preset.noise))
     ref, samples = extra["reference"]["samples"][:n], {k: s[:n] for k, s in extra["samples"].items()}

@@ -129,3 +129,16 @@ def test_guidance_measures_at_every_evaluation(assets, tmp_path):
     assert m["teacher"]["10"]["w_star"] == 3.0 and abs(m["teacher"]["10"]["gamma_mean"] - 1) < 1e-6
     log = [json.loads(l) for l in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
     assert keys <= set(log[1]["eval"]["1"]) and m["eval"]["1"]["w_star"] in (1.0, 2.0, 3.0)
+
+
+def test_ema_copy_is_evaluated_beside_the_student_and_resumes(assets, tmp_path):
+    "eval_ema_decay: an EMA copy of the weights, evaluated at every evaluation and at the end; a resumed run equals an uninterrupted one."
+    kw = dict(eval_every=2, checkpoint_every=2, max_steps=4, eval_steps=[1], eval_ema_decay=0.5)
+    full = run(_cfg(assets, tmp_path / "full", **kw), progress=False)
+    assert set(full["eval_ema"]["1"]) == set(full["eval"]["1"]) and full["eval_ema"]["1"] != full["eval"]["1"]
+    assert run(_cfg(assets, tmp_path / "part", **kw), progress=False, stop_after=2) == dict(stopped_at=2)
+    part = run(_cfg(assets, tmp_path / "part", **kw), progress=False)
+    assert part["eval_ema"] == full["eval_ema"] and part["eval"] == full["eval"]
+    log = [json.loads(l) for l in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert "eval_ema" in log[1] and log[1]["eval_ema"]["1"] == [json.loads(l) for l in (tmp_path / "full" / "log.jsonl").read_text().splitlines()][1]["eval_ema"]["1"]
+    with pytest.raises(ValueError, match="eval_ema_decay"): TrainConfig(eval_ema_decay=1.0).validate()
