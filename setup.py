@@ -10,6 +10,8 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+# the paper's SDXL path: text encoders, FID's Inception (torch-fidelity, which brings torchvision), 8-bit AdamW
+paper_requirements = cfg.get('paper_requirements', '').split()
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -28,7 +30,7 @@ setuptools.setup(
     package_data={cfg['lib_path']: ['assets/digits/*.json', 'assets/digits/*.safetensors', 'assets/digits/teacher/*.json',
                                     'assets/digits/teacher/*.safetensors']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'paper': paper_requirements},
     python_requires='>=' + cfg['min_python'],
     zip_safe=False,
 )

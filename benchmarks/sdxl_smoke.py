@@ -8,7 +8,9 @@ unet/config.json, CLIP ViT-L and OpenCLIP bigG text encoders at full size, SDXL'
 as a diffusers pipeline folder (fp16). Tokenizers are written locally (a letters-only vocabulary, as in the tests).
 A synthetic caption folder of 64 images is the data. Then `directcms.training.run` (the main job behind train.ipynb)
 trains CM and Direct CM for 3 steps each (batch 16, N = 100, w = 9, LoRA 64, fp16, gradient checkpointing) and
-evaluates 32 captions with 1, 2 and 4 steps (image metrics are skipped offline). Printed per loss: s/step, teacher
+evaluates 32 captions with 1, 2 and 4 steps (image metrics are skipped offline). The VAE is a separate folder with the
+fp16-fix VAE's layout and settings (fp16, no upcast), passed as `vae=` as the preset does, decoded one image at a time
+(`decode_batch_size=1`, the preset's default). Printed per loss: s/step, teacher
 image-evaluations/step (log.jsonl's teacher_evals: images through the guided teacher, each one UNet pass on the
 conditional and unconditional pair), peak GPU memory (training, and the whole job), evaluation images/s, checkpoint size,
 and whether a stock StableDiffusionXLPipeline loads the LoRA (`load_lora_weights(output_dir)`) and samples one
@@ -89,6 +91,10 @@ def build_pipeline(folder, tiny, device):
     if not tiny: pipe.to(torch.float16)
     pipe.save_pretrained(folder)
     shutil.rmtree(Path(folder) / "_tok")
+    # the preset's own VAE, as a separate folder in madebyollin/sdxl-vae-fp16-fix's layout (config.json at its root,
+    # force_upcast off, so it decodes in fp16 as a user's run does): passed as vae=, not the teacher's fp32 VAE
+    AutoencoderKL(**{**(TINY_VAE if tiny else SDXL_VAE), "force_upcast": False}).to(
+        torch.float32 if tiny else torch.float16).save_pretrained(Path(folder).parent / "vae")
     n = sum(p.numel() for p in unet.parameters())
     del pipe, unet, vae, te, te2
     gc.collect(); torch.cuda.empty_cache() if torch.cuda.is_available() else None
@@ -213,13 +219,13 @@ def main(argv=None):
     build_data(data, n_img, res)
     build_s = time.perf_counter() - t0
     print(f"built: UNet {n_params / 1e9:.3f}B parameters, {n_img} images of ~{res} px, in {build_s:.0f} s ({work})", flush=True)
-    params = dict(preset="sdxl-paper", teacher=str(teacher), vae="", data=str(data), resolution=res, max_steps=args.steps,
+    params = dict(preset="sdxl-paper", teacher=str(teacher), vae=str(work / "vae"), data=str(data), resolution=res, max_steps=args.steps,
                   num_eval=n_eval, checkpoint_every=1000, assets_dir=str(work / "assets"), resume=False,
-                  mixed_precision="no" if tiny else "fp16")
+                  mixed_precision="no" if tiny else "fp16", metrics_weights={"missing": "skip"})   # no metric networks offline
     if args.batch_size: params["batch_size"] = args.batch_size
     if tiny: params.update(batch_size=args.batch_size or 2, num_intervals=10, eval_batch_size=2, lora_rank=4, eval_steps=[1, 2])
     results = dict(device=torch.cuda.get_device_name() if not tiny else "cpu", tiny=tiny, torch=torch.__version__,
-                   unet_params=n_params, resolution=res, images=n_img, num_eval=n_eval, build_s=round(build_s, 1), losses={})
+                   unet_params=n_params, vae=params["vae"], resolution=res, images=n_img, num_eval=n_eval, build_s=round(build_s, 1), losses={})
     def save():
         if not args.out: return
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -12,24 +12,25 @@ from .losses import METRICS
 from .runio import check_params
 
 # %% auto #0
-__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'PATH_FIELDS', 'RESUMABLE', 'TrainConfig']
+__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'OPTIMIZERS', 'PATH_FIELDS', 'RESUMABLE', 'TrainConfig']
 
 # %% ../nbs/08_config.ipynb #9ad1c429
 PRESETS = {
     "digits": dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
                    lora_rank=0, mixed_precision="no", ema_decay=0.95, checkpoint_every=50, eval_every=50,
-                   num_eval=500, size=8, teacher_steps=1500),
+                   num_eval=500, size=8, teacher_steps=1500, optimizer="adamw"),
     # The paper: SDXL + LoRA 64, DDIM N = 100, w = 9, AdamW lr 1e-4 wd 1e-2, global batch 16 (split across GPUs),
     # gradient norm clipped to 1, 250 steps, fp16, 1024 px.
     "sdxl-paper": dict(num_intervals=100, guidance_scale=9.0, lr=1e-4, weight_decay=1e-2, batch_size=16, max_steps=250,
                        lora_rank=64, mixed_precision="fp16", ema_decay=0.95, checkpoint_every=50, eval_every=0,
                        num_eval=0, resolution=1024, gradient_checkpointing=True,
                        teacher="stabilityai/stable-diffusion-xl-base-1.0", vae="madebyollin/sdxl-vae-fp16-fix",
-                       eval_batch_size=16, max_grad_norm=1.0, num_workers=4),
+                       eval_batch_size=16, max_grad_norm=1.0, num_workers=4, optimizer="adamw8bit", decode_batch_size=1),
 }
 LOSSES = {"cm": 1, "direct": "all"}     # loss name -> teacher steps in the target
 TARGETS = ("online", "ema")
 PRECISIONS = ("no", "fp16", "bf16")
+OPTIMIZERS = ("adamw", "adamw8bit")     # torch AdamW | bitsandbytes AdamW8bit (the official scripts' --use_8bit_adam)
 
 
 # %% ../nbs/08_config.ipynb #0d78cbc0
@@ -43,7 +44,7 @@ def _same_place(a, b) -> bool:
     return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
 
 RESUMABLE = ("resume", "max_steps", "checkpoint_every", "eval_every", "output_dir", "eval_steps", "num_eval",
-             "eval_batch_size", "metrics_weights", "num_workers")
+             "eval_batch_size", "metrics_weights", "num_workers", "decode_batch_size")
 
 # %% ../nbs/08_config.ipynb #be2bd818
 @dataclass
@@ -58,8 +59,10 @@ class TrainConfig:
     huber_c: float = 0.001           # pseudo-Huber constant
     target: str = "online"           # target network: online (student under no_grad) | ema
     ema_decay: float = None          # decay of the EMA target network (target="ema")
+    eval_ema_decay: float = None     # an EMA copy of the student's weights with this decay, evaluated beside them ("eval_ema"); None = off
     target_steps: int = None         # override the loss: teacher steps in the target (1 = cm, "all" = direct)
     lora_rank: int = None            # 0 = full fine-tune; > 0 = LoRA of that rank (peft)
+    optimizer: str = None            # adamw | adamw8bit (bitsandbytes on CUDA; else adamw, said in a printed line and the log)
     lr: float = None                 # AdamW learning rate
     weight_decay: float = None       # AdamW weight decay
     max_grad_norm: float = None      # clip the gradients' global L2 norm to this before each step; None or 0 = off
@@ -83,8 +86,10 @@ class TrainConfig:
     resolution: int = None           # sdxl: training and sampling resolution in pixels
     gradient_checkpointing: bool = None  # sdxl: trade compute for memory in the UNet
     eval_batch_size: int = None      # sdxl: batch size of evaluation sampling and decoding; also the chunk size of the cached teacher reference (changing it recomputes the reference)
+    decode_batch_size: int = None    # sdxl: images per VAE decode (1, as the official code; more is faster and needs more memory)
     num_workers: int = None          # sdxl: DataLoader processes that decode training images; 0 = the training process
     metrics_weights: dict = field(default_factory=dict)  # sdxl: local paths / ids for metric networks
+    guidance_grid: list = None       # digits: teacher guidance scales w' for the guidance measures (w*, gamma, precision/recall) at each evaluation; None = off
 
     @classmethod
     def from_params(cls, params: dict) -> "TrainConfig":
@@ -105,15 +110,17 @@ class TrainConfig:
         if self.solver not in SOLVERS: bad("solver", f"one of {list(SOLVERS)}")
         if self.loss_metric not in METRICS: bad("loss_metric", f"one of {list(METRICS)}")
         if self.target not in TARGETS: bad("target", f"one of {list(TARGETS)}")
+        if self.optimizer not in OPTIMIZERS: bad("optimizer", f"one of {list(OPTIMIZERS)}")
         if self.mixed_precision not in PRECISIONS: bad("mixed_precision", f"one of {list(PRECISIONS)}")
         if self.mixed_precision == "fp16":
             import torch
             if not torch.cuda.is_available(): bad("mixed_precision", "'no' or 'bf16' without a GPU ('fp16' needs CUDA)")
         ints = dict(num_intervals=1, lora_rank=0, batch_size=1, max_steps=0, checkpoint_every=1, eval_every=0,
-                    num_eval=0, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1, num_workers=0)
+                    num_eval=0, size=8, teacher_steps=1, seed=0, resolution=8, eval_batch_size=1, num_workers=0,
+                    decode_batch_size=1)
         for k, lo in ints.items():
             v = getattr(self, k)
-            if v is None and k in ("size", "teacher_steps", "resolution", "eval_batch_size", "num_workers"): continue  # other preset's
+            if v is None and k in ("size", "teacher_steps", "resolution", "eval_batch_size", "num_workers", "decode_batch_size"): continue  # other preset's
             if isinstance(v, bool) or not isinstance(v, int) or v < lo: bad(k, f"an integer >= {lo}")
         if 1000 % self.num_intervals: bad("num_intervals", "a divisor of the 1000 train timesteps (10, 20, 50, 100, ...)")
         if self.size is not None and self.size % 8: bad("size", "a multiple of 8 (8, 16, 32, ...)")
@@ -122,6 +129,16 @@ class TrainConfig:
             bad("gradient_checkpointing", "True or False")
         if self.preset == "sdxl-paper" and not self.data: bad("data", "the path of an image-caption folder (images + metadata.csv or metadata.jsonl)")
         if not isinstance(self.metrics_weights, dict): bad("metrics_weights", "a dict such as {'aesthetic_weights': 'path.pth'}")
+        gg = self.guidance_grid
+        if isinstance(gg, str):                    # papermill -p guidance_grid "1,2,3"
+            try: gg = list(ast.literal_eval(gg if "[" in gg else f"[{gg}]"))
+            except (ValueError, SyntaxError): bad("guidance_grid", "None or a list of numbers > 0, e.g. [1, 2, 3, 4]")
+        if gg is not None:
+            if self.preset != "digits": bad("guidance_grid", "None (the guidance measures are the digits preset's)")
+            if (not isinstance(gg, (list, tuple)) or not gg
+                    or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in gg)):
+                bad("guidance_grid", "None or a non-empty list of numbers > 0, e.g. [1, 2, 3, 4]")
+            self.guidance_grid = sorted({float(v) for v in gg} | {1.0, float(self.guidance_scale)})   # w' = 1 and w always
         for k in ("lr", "huber_c"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0: bad(k, "a number > 0")
@@ -133,6 +150,10 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0: bad(k, "a number >= 0")
         if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not 0 <= self.ema_decay < 1:
             bad("ema_decay", "a number in [0, 1)")
+        e = self.eval_ema_decay
+        if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e < 1):
+            bad("eval_ema_decay", "None or a number in [0, 1)")
+        if e is not None and self.lora_rank: bad("eval_ema_decay", "None with LoRA (an EMA copy of the student would copy the frozen network too)")
         ts = self.target_steps
         if ts is not None and ts != "all" and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 1):
             bad("target_steps", "None (from loss), a positive integer, or 'all'")
@@ -162,9 +183,9 @@ class TrainConfig:
     def to_dict(self) -> dict: return asdict(self)
 
     def changes(self, old: dict) -> dict:
-        "{field: (old, new)} where a saved config dict trains something else: RESUMABLE fields aside, path fields compared by the folder they name."
+        "{field: (old, new)} where a saved config dict trains something else: RESUMABLE fields and fields newer than the saved config aside, path fields compared by the folder they name."
         return {k: (old.get(k), v) for k, v in self.to_dict().items()
-                if k not in RESUMABLE and not (_same_place(old.get(k), v) if k in PATH_FIELDS else old.get(k) == v)}
+                if k not in RESUMABLE and k in old and not (_same_place(old.get(k), v) if k in PATH_FIELDS else old.get(k) == v)}
 
     def save(self, path=None) -> Path:
         "Write the config as JSON (default output_dir/config.json)."

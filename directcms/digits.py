@@ -132,7 +132,7 @@ def load_teacher(path, remedy: str = "") -> tuple[UNet2DModel, torch.Tensor]:
 
 # %% ../nbs/06_digits.ipynb #6e335c14
 SHIPPED_DIR = Path(str(files("directcms"))) / "assets" / "digits"     # the package's digits teacher and classifier
-ASSETS_COMMAND = 'python -c "from directcms.evaluation import make_digits_assets; make_digits_assets()"'
+ASSETS_COMMAND = 'python -c "from directcms.digits_metrics import make_digits_assets; make_digits_assets()"'
 
 def shipped_teacher_dir() -> Path:
     "The folder of the shipped digits teacher, its weights checked against the sha256 in its teacher_info.json."

@@ -12,11 +12,11 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .schedules import timestep_grid
 from .solvers import solve_between, EvalCounter
-from .losses import noisy_draw, target_distance
+from .losses import ConsistencyLoss
 from .runio import append_jsonl, seeded_generator, truncate_jsonl
 from .presets import preset_class
-from .training import (build_student, evaluate, latest_checkpoint, prepare_output_dir, publish_checkpoint,
-                                run, write_results)
+from .training import (build_student, evaluate, latest_checkpoint, make_optimizer, prepare_output_dir,
+                                publish_checkpoint, run, write_results)
 
 # %% auto #0
 __all__ = ['MEMBER_FIELDS', 'check_members', 'MemberCounter', 'shared_solve', 'Members', 'train_members', 'run_members',
@@ -64,43 +64,48 @@ def shared_solve(teacher_eps, x_t, start, stop, cond, timesteps, alphas_cumprod,
 
 # %% ../nbs/17_digits_ensemble.ipynb #bae1860a
 class Members:
-    "The students of a batched run, each with its AdamW and (target='ema') EMA target, and the shared preset and teacher."
+    "The students of a batched run, each with its optimiser, (target='ema') EMA target and (eval_ema_decay) evaluated EMA, and the shared preset, teacher and loss."
     def __init__(self, cfgs: list, preset):
-        self.cfgs, self.preset, self.students, self.emas, self.opts = cfgs, preset, [], [], []
+        self.cfgs, self.preset, self.students, self.emas, self.evals, self.opts = cfgs, preset, [], [], [], []
+        avg = lambda s, decay: AveragedModel(s, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         for c in cfgs:
             torch.manual_seed(c.seed)                      # as training.train before build_student
             student, self.teacher_eps = build_student(preset, c)
             if any(isinstance(mod, torch.nn.Dropout) and mod.p > 0 for mod in student.modules()):
                 raise ValueError("the student has dropout: the members would share one random stream; train it with training.run")
             self.students.append(student)
-            self.emas.append(AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(c.ema_decay), use_buffers=True)
-                             if c.target == "ema" else None)
-            self.opts.append(torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=c.lr,
-                                               weight_decay=c.weight_decay))
-        self.grid = timestep_grid(len(preset.alphas_cumprod), cfgs[0].num_intervals)
+            self.emas.append(avg(student, c.ema_decay) if c.target == "ema" else None)
+            self.evals.append(avg(student, c.eval_ema_decay) if c.eval_ema_decay is not None else None)
+            opt, self.optimizer = make_optimizer(c, [p for p in student.parameters() if p.requires_grad], say=c is cfgs[0])
+            self.opts.append(opt)
+        c = cfgs[0]
+        self.grid = timestep_grid(len(preset.alphas_cumprod), c.num_intervals)
+        self.loss = ConsistencyLoss(self.grid, preset.alphas_cumprod, c.target_steps_resolved, c.solver, c.loss_metric, c.huber_c)
 
     def target(self, i): return self.emas[i].module if self.emas[i] is not None else self.students[i]
+    def averages(self, i): return [a for a in (self.emas[i], self.evals[i]) if a is not None]   # accelerate's custom states, in train's order
 
 # %% ../nbs/17_digits_ensemble.ipynb #2f592d6c
 def _member_step(self, step: int) -> list[dict]:
     "One optimiser step of every member (training.train's steps 1-6, the teacher solve shared); their log rows."
-    c, ac, grid, draws = self.cfgs[0], self.preset.alphas_cumprod, self.grid, []
+    c, L, ts, draws = self.cfgs[0], self.loss, self.grid, []
     for cfg in self.cfgs:                       # 1.-2. each member's examples, grid indices and noise, from its generator
         g = seeded_generator(cfg.seed, step, 0)
         x0, cond = self.preset.batch(g, c.batch_size)
-        draws.append((*noisy_draw(x0, grid, ac, c.target_steps_resolved, g), cond))
-    x_t, start, stop, cond = zip(*draws)
-    x_stop, evals = shared_solve(self.teacher_eps, x_t, start, stop, cond, grid, ac, c.solver)   # 3. one solve for all
+        draws.append((*L.draw(x0, g), cond))
+    start, stop, x_t, cond = zip(*draws)
+    x_stop, evals = shared_solve(self.teacher_eps, x_t, start, stop, cond, ts, self.preset.alphas_cumprod, c.solver)   # 3.
     rows = []
-    for i, student in enumerate(self.students):  # 4.-6. each member's loss, clipped AdamW step and EMA
+    for i, student in enumerate(self.students):  # 4.-6. each member's loss, clipped optimiser step and EMAs
         rng = torch.get_rng_state()
-        pred = student(x_t[i], grid[start[i]], **cond[i])
-        loss = target_distance(pred, self.target(i), x_stop[i], grid[stop[i]], rng, cond[i], c.loss_metric, c.huber_c)
+        pred = student(x_t[i], ts[start[i]], **cond[i])
+        target = L.target(self.target(i), x_stop[i], ts[stop[i]], cond[i], rng)
+        loss = (L.weight(ts[start[i]]) * L.distance(pred, target)).mean()
         loss.backward()
         params = self.opts[i].param_groups[0]["params"]
         norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm) if c.max_grad_norm else None
         self.opts[i].step(); self.opts[i].zero_grad(set_to_none=True)
-        if self.emas[i] is not None: self.emas[i].update_parameters(student)
+        for a in self.averages(i): a.update_parameters(student)
         row = dict(step=step + 1, loss=loss.detach().item(), teacher_evals=evals[i], mean_start_index=start[i].float().mean().item())
         if norm is not None: row["grad_norm"] = float(norm) if torch.isfinite(norm) else None
         rows.append(row)
@@ -112,13 +117,13 @@ Members.step = _member_step
 def _save(self, step: int, keep: int = 2):
     "Every member's checkpoint of step, as training.save_checkpoint writes it (accelerate's layout, the student exported)."
     from accelerate.checkpointing import save_accelerator_state, save_custom_state
-    for c, student, opt, ema in zip(self.cfgs, self.students, self.opts, self.emas):
+    for i, (c, student, opt) in enumerate(zip(self.cfgs, self.students, self.opts)):
         root = Path(c.output_dir) / "checkpoints"
         final, tmp = root / f"step-{step:07d}", root / f".tmp-step-{step:07d}"
         if tmp.exists(): shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_accelerator_state(str(tmp), [student.state_dict()], [opt], [], [], 0, step)
-        if ema is not None: save_custom_state(ema, str(tmp), 0)
+        for j, a in enumerate(self.averages(i)): save_custom_state(a, str(tmp), j)
         publish_checkpoint(tmp, final, step, lambda folder, s=student: self.preset.save_student(s, folder), keep)
 
 def _steps(out) -> set:
@@ -129,13 +134,13 @@ def _resume(self) -> int:
     "Load the newest step every member has a checkpoint of (0: none), drop their later checkpoints, truncate their logs."
     from accelerate.checkpointing import load_accelerator_state, load_custom_state
     start = max(set.intersection(*[_steps(c.output_dir) for c in self.cfgs]), default=0)
-    for c, student, opt, ema in zip(self.cfgs, self.students, self.opts, self.emas):
+    for i, (c, student, opt) in enumerate(zip(self.cfgs, self.students, self.opts)):
         out = Path(c.output_dir)
         for s in _steps(out) - {start}:
             if s > start: shutil.rmtree(out / "checkpoints" / f"step-{s:07d}")
         if start: 
             load_accelerator_state(str(out / "checkpoints" / f"step-{start:07d}"), [student], [opt], [], [], 0)
-            if ema is not None: load_custom_state(ema, str(out / "checkpoints" / f"step-{start:07d}"), 0)
+            for j, a in enumerate(self.averages(i)): load_custom_state(a, str(out / "checkpoints" / f"step-{start:07d}"), j)
             truncate_jsonl(out / "log.jsonl", start)
         else: (out / "log.jsonl").unlink(missing_ok=True)
     return start
@@ -151,6 +156,7 @@ def train_members(configs,                          # TrainConfigs that differ o
     cfgs = check_members(configs)
     for c in cfgs: prepare_output_dir(c); c.save()
     c0, S = cfgs[0], len(cfgs)
+    preset_class(c0.preset).prefetch(c0)
     m = Members(cfgs, preset_class(c0.preset)(c0, progress=progress))
     start = m.resume() if c0.resume else 0
     end = c0.max_steps if stop_after is None else min(c0.max_steps, stop_after)
@@ -162,10 +168,11 @@ def train_members(configs,                          # TrainConfigs that differ o
             t0 = time.perf_counter()
             rows = m.step(step)
             done, sec = step + 1, round((time.perf_counter() - t0) / S, 4)
-            for c, student, row in zip(cfgs, m.students, rows):
+            for i, (c, student, row) in enumerate(zip(cfgs, m.students, rows)):
                 row["sec"] = sec
                 if c.eval_every and done % c.eval_every == 0 and done < c.max_steps:
                     row["eval"] = evaluate(c, m.preset, student, m.teacher_eps)[0]
+                    if m.evals[i] is not None: row["eval_ema"] = evaluate(c, m.preset, m.evals[i].module, m.teacher_eps)[0]
                 append_jsonl(Path(c.output_dir) / "log.jsonl", row)
             bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / S:.4g}")
             if done % c0.checkpoint_every == 0 and done < end: m.save(done)
@@ -185,9 +192,10 @@ def run_members(configs,                            # TrainConfigs that differ o
     m, S = r["members"], len(r["members"].cfgs)
     if r["steps"] < m.cfgs[0].max_steps: return [dict(stopped_at=r["steps"])] * S
     out = []
-    for c, student in tqdm(list(zip(m.cfgs, m.students)), desc="evaluate", disable=not progress):
+    for i, (c, student) in enumerate(tqdm(list(zip(m.cfgs, m.students)), desc="evaluate", disable=not progress)):
         metrics, extra = evaluate(c, m.preset, student, m.teacher_eps)
-        out.append(write_results(c, m.preset, student, metrics, extra, r["steps"], 1, members=S))
+        ema = None if m.evals[i] is None else evaluate(c, m.preset, m.evals[i].module, m.teacher_eps)[0]
+        out.append(write_results(c, m.preset, student, metrics, extra, r["steps"], 1, m.optimizer, ema, members=S))
     return out
 
 # %% ../nbs/17_digits_ensemble.ipynb #9a7aabb2

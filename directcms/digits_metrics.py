@@ -14,11 +14,12 @@ from .sampling import teacher_sample
 from .runio import atomic_write
 from .digits import (NUM_CLASSES, SHIPPED_DIR, ASSETS_COMMAND, UNetEps, check_sha256, eval_noise,
                               file_sha256, load_digits_tensors, load_teacher, train_digits_teacher)
+from .distances import moments, frechet_distance_from_stats
 
 # %% auto #0
 __all__ = ['SHIPPED_CLASSIFIER', 'DigitClassifier', 'ClassifierFeatures', 'train_digit_classifier', 'save_digit_classifier',
-           'load_digit_classifier', 'shipped_classifier', 'ode_error', 'feature_stats', 'frechet_distance_from_stats',
-           'frechet_distance', 'class_accuracy', 'sample_metrics', 'sample_grid', 'save_sample_grid', 'teacher_quality',
+           'load_digit_classifier', 'shipped_classifier', 'ode_error', 'feature_stats', 'frechet_distance',
+           'class_accuracy', 'sample_metrics', 'sample_grid', 'save_sample_grid', 'teacher_quality',
            'make_digits_assets', 'record_teacher']
 
 # %% ../nbs/07_digits_metrics.ipynb #86108e76
@@ -97,6 +98,8 @@ def shipped_classifier() -> DigitClassifier:
     return load_digit_classifier(SHIPPED_CLASSIFIER, f"reinstall directcms or make it again with: {ASSETS_COMMAND}")
 
 # %% ../nbs/07_digits_metrics.ipynb #056caa53
+_moments = moments                        # its name here before distances.py held it (digits_study uses it)
+
 def ode_error(samples, reference) -> float:
     "Mean squared error to the teacher's ODE solution from the same noise (Vouitsis et al. 2024, Table 1)."
     return F.mse_loss(samples.float(), reference.float()).item()
@@ -104,25 +107,7 @@ def ode_error(samples, reference) -> float:
 @torch.no_grad()
 def feature_stats(features: nn.Module, x) -> tuple:
     "(n, sum, sum of outer products) in float64 of features(x clamped to [-1, 1]): all a Frechet distance needs of a set."
-    return _moments(features(x.clamp(-1, 1)))
-
-def _moments(f):
-    "(n, sum, sum of outer products) in float64 of a feature matrix."
-    f = f.double()
-    if f.dim() == 1: f = f.unsqueeze(0)
-    if len(f) < 2: raise RuntimeError("More than one sample is required for both sets to compute a Frechet distance")
-    return len(f), f.sum(dim=0), f.t().mm(f)
-
-def frechet_distance_from_stats(a: tuple, b: tuple) -> float:
-    "Frechet distance between the Gaussians of two feature_stats, with torchmetrics' FID arithmetic (Heusel et al. 2017)."
-    (na, sa, ca), (nb, sb, cb) = a, b
-    mean_a, mean_b = (sa / na).unsqueeze(0), (sb / nb).unsqueeze(0)
-    cov_a = (ca - na * mean_a.t().mm(mean_a)) / (na - 1)
-    cov_b = (cb - nb * mean_b.t().mm(mean_b)) / (nb - 1)
-    mu1, mu2 = mean_a.squeeze(0), mean_b.squeeze(0)
-    d = (mu1 - mu2).square().sum(dim=-1) + (cov_a.trace() + cov_b.trace()) \
-        - 2 * torch.linalg.eigvals(cov_a @ cov_b).sqrt().real.sum(dim=-1)
-    return d.float().item()
+    return moments(features(x.clamp(-1, 1)))
 
 @torch.no_grad()
 def frechet_distance(features: nn.Module, a, b) -> float:
@@ -195,7 +180,7 @@ def make_digits_assets(out_dir=None, teacher_steps: int = 1500, classifier_steps
     args = [repr(str(out_dir))] if out_dir else []
     args += [f"{k}={v!r}" for k, v, d in [("teacher_steps", teacher_steps, 1500), ("classifier_steps", classifier_steps, 800),
                                            ("seed", seed, 0), ("num_eval", num_eval, 500)] if v != d]
-    command = f'python -c "from directcms.evaluation import make_digits_assets; make_digits_assets({", ".join(args)})"'
+    command = f'python -c "from directcms.digits_metrics import make_digits_assets; make_digits_assets({", ".join(args)})"'
     clf_path = out / "classifier.safetensors"
     train_digit_classifier(clf_path, steps=classifier_steps, seed=seed)
     meta = clf_path.with_suffix(".json")

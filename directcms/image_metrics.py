@@ -10,13 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from .distances import frechet_distance_from_stats, frechet_from_sums
 
 # %% auto #0
-__all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAGE_METRICS', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'MissingWeights', 'MetricSkipped', 'pretrained_source', 'inception_weights', 'make_fid_inception',
-           'fid_inception', 'DinoV2Features', 'fd_dinov2', 'CLIPFeatures', 'load_clip', 'clip_score',
-           'AestheticPredictor', 'load_aesthetic_predictor', 'clip_image_embeddings', 'aesthetic_score',
-           'frechet_from_sums', 'clip_text_embeddings', 'StreamingImageMetrics', 'load_image_metrics', 'image_metrics']
+__all__ = ['DINOV2_MODEL', 'CLIP_MODEL', 'INCEPTION_URL', 'AESTHETIC_URL', 'IMAGE_METRICS', 'FRECHET_METRICS', 'SCORE_METRICS',
+           'PAPER_EXTRA', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MissingWeights', 'MissingPackage', 'MetricsUnavailable',
+           'MetricSkipped', 'pretrained_source', 'inception_weights', 'make_fid_inception', 'fid_inception',
+           'DinoV2Features', 'fd_dinov2', 'CLIPFeatures', 'load_clip', 'clip_score', 'AestheticPredictor',
+           'aesthetic_weights_path', 'prefetch_metric_files', 'load_aesthetic_predictor', 'clip_image_embeddings',
+           'aesthetic_score', 'clip_text_embeddings', 'StreamingImageMetrics', 'load_image_metrics', 'image_metrics']
 
 # %% ../nbs/12_image_metrics.ipynb #71fc52e3
 DINOV2_MODEL = "facebook/dinov2-large"   # ViT-L/14, dgm-eval's default (the paper's FD-DINOv2)
@@ -26,10 +28,19 @@ INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.
 AESTHETIC_URL = ("https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/"
                  "sac+logos+ava1-l14-linearMSE.pth")
 IMAGE_METRICS = ("fid", "fd_dinov2", "clip_score", "aesthetic_score")
+FRECHET_METRICS = ("fid", "fd_dinov2")              # of image sets: the official code reads the JPEG files
+SCORE_METRICS = ("clip_score", "aesthetic_score")   # of each image: the official code scores it before saving
+PAPER_EXTRA = 'pip install -e ".[paper]"'           # what the paper preset needs beyond the runtime requirements
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 class MissingWeights(FileNotFoundError):
     "A metric's pretrained weights are not available (offline, or no such file / model id); the message says what to provide."
+
+class MissingPackage(MissingWeights):
+    "A metric's Python package is not installed; the message names what to install."
+
+class MetricsUnavailable(RuntimeError):
+    "Raised by load_image_metrics(missing='error') before any compute: the metrics that cannot be computed, and what to provide."
 
 class MetricSkipped(UserWarning):
     "Warned once for each image metric that `image_metrics` skips because its weights are unavailable."
@@ -80,8 +91,10 @@ def inception_weights(path=None, timeout: float = 5.0) -> str | None:
     fname = INCEPTION_URL.rsplit("/", 1)[-1]
     cache = Path(torch.hub.get_dir()) / "checkpoints" / fname
     todo = f"download {INCEPTION_URL} to {cache} or pass its path as inception_weights"
-    try: import torch_fidelity  # noqa: F401  (torchmetrics' Inception-v3 lives there)
-    except ImportError: raise MissingWeights(f"FID needs torch-fidelity (pip install torch-fidelity) and {fname}; {todo}")
+    try: import torch_fidelity  # noqa: F401  (torchmetrics' Inception-v3 lives there; it needs torchvision)
+    except ImportError as e:
+        raise MissingPackage(f"FID needs torch-fidelity and torchvision ({type(e).__name__}: {e}); install them with "
+                             f"{PAPER_EXTRA} (or pip install torch-fidelity), then {fname}; {todo}") from None
     if path is not None:
         if Path(path).is_file(): return str(path)
         raise MissingWeights(f"FID: no Inception weights at {path}; {todo}")
@@ -99,7 +112,6 @@ def _rgb(x):
 @torch.no_grad()
 def _frechet(fd: FrechetInceptionDistance, real, fake, batch_size: int = 32, prep=_rgb) -> float:
     "Frechet distance between two image sets in the features of torchmetrics metric `fd`, fed in batches."
-    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
     fd = fd.to(real.device); fd.reset()
     for x in real.split(batch_size): fd.update(prep(x), real=True)
     for x in fake.split(batch_size): fd.update(prep(x), real=False)
@@ -201,13 +213,38 @@ class AestheticPredictor(nn.Module):
         "Raw CLIP image embeddings (N, input_size) -> predicted aesthetic scores (N,)."
         return self.layers(F.normalize(emb.float(), dim=-1)).squeeze(-1)
 
-def load_aesthetic_predictor(path) -> AestheticPredictor:
-    "AestheticPredictor with the weights of a state-dict file (input size read from it); raises MissingWeights if absent."
-    if path is None or not Path(path).is_file():
-        where = "no predictor weights given" if path is None else f"no predictor weights at {path}"
-        raise MissingWeights(f"aesthetic score: {where}; download sac+logos+ava1-l14-linearMSE.pth from {AESTHETIC_URL} "
-                             "and pass its path as aesthetic_weights")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+def aesthetic_weights_path(path=None) -> str:
+    "The predictor's weights: path if given, else the torch hub cache (downloaded there first when online); raises MissingWeights."
+    fname = AESTHETIC_URL.rsplit("/", 1)[-1]
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    todo = f"download {fname} from {AESTHETIC_URL} to {cache} or pass its path as aesthetic_weights"
+    if path is not None:
+        if Path(path).is_file(): return str(path)
+        raise MissingWeights(f"aesthetic score: no predictor weights at {path}; {todo}")
+    if cache.is_file(): return str(cache)
+    if _offline(): raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and HF_HUB_OFFLINE is set; {todo}")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(AESTHETIC_URL, str(cache), progress=False)   # via a temporary file: atomic
+        return str(cache)
+    except Exception as e:
+        raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and could not be downloaded "
+                             f"({type(e).__name__}); {todo}") from None
+
+def prefetch_metric_files(inception_weights=None, aesthetic_weights=None, **_) -> list[str]:
+    "Download FID's Inception and the aesthetic predictor into the torch hub cache where they are missing and reachable; returns the files there (errors left to loading)."
+    out = []
+    for url, given in ((INCEPTION_URL, inception_weights), (AESTHETIC_URL, aesthetic_weights)):
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if given is None and not cache.is_file() and not _offline():
+            try: cache.parent.mkdir(parents=True, exist_ok=True); torch.hub.download_url_to_file(url, str(cache), progress=False)
+            except Exception: continue
+        if cache.is_file(): out.append(str(cache))
+    return out
+
+def load_aesthetic_predictor(path=None) -> AestheticPredictor:
+    "AestheticPredictor with the weights of a state-dict file (input size read from it; None: aesthetic_weights_path); raises MissingWeights if absent."
+    sd = torch.load(aesthetic_weights_path(path), map_location="cpu", weights_only=True)
     sd = sd.get("state_dict", sd)
     pred = AestheticPredictor(sd["layers.0.weight"].shape[1])
     pred.load_state_dict(sd)
@@ -240,12 +277,6 @@ def _check_aesthetic(clip, pred):
                          "the LAION predictor needs CLIP ViT-L/14 (openai/clip-vit-large-patch14)")
 
 # %% ../nbs/12_image_metrics.ipynb #a51c0e02
-def frechet_from_sums(n1, s1, ss1, n2, s2, ss2) -> float:
-    "Frechet distance of two Gaussians given by counts, feature sums and sums of outer products (Heusel et al. 2017)."
-    if min(float(n1), float(n2)) < 2: return math.nan
-    from directcms.digits_metrics import frechet_distance_from_stats       # the one implementation of the arithmetic
-    return frechet_distance_from_stats((float(n1), s1.double(), ss1.double()), (float(n2), s2.double(), ss2.double()))
-
 @torch.no_grad()
 def clip_text_embeddings(prompts, clip, processor):
     "Projected CLIP text embeddings of prompts, truncated to the text model's context (77 tokens for OpenAI CLIP)."
@@ -292,24 +323,25 @@ class StreamingImageMetrics:
         self.state[f"{key}.n"] += len(f); self.state[f"{key}.sum"] += f.sum(0); self.state[f"{key}.outer"] += f.T @ f
 
     @torch.no_grad()
-    def update(self, images=None, reference=None, prompts=None):
-        "Add a batch: images (uint8 0..255 or float in [-1, 1]), and/or reference images (Frechet metrics), prompts (CLIP)."
+    def update(self, images=None, reference=None, prompts=None, only=IMAGE_METRICS):
+        "Add a batch to the metrics in only: images (uint8 0..255 or float in [-1, 1]), and/or reference images (Frechet metrics), prompts (CLIP)."
+        use = lambda m: m in self.models and m in only
         if reference is not None:
-            for m in ("fid", "fd_dinov2"):
-                if m in self.models: self._add_features(f"{m}.ref", self._features(m, reference))
+            for m in FRECHET_METRICS:
+                if use(m): self._add_features(f"{m}.ref", self._features(m, reference))
         if images is None: return self
         if prompts is not None and len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        for m in ("fid", "fd_dinov2"):
-            if m in self.models: self._add_features(f"{m}.gen", self._features(m, images))
+        for m in FRECHET_METRICS:
+            if use(m): self._add_features(f"{m}.gen", self._features(m, images))
         emb = {}
         def image_emb(clip, processor):
             if id(clip) not in emb: emb[id(clip)] = clip_image_embeddings(_as_uint8(images), clip, processor, len(images))
             return emb[id(clip)]
-        if "clip_score" in self.models and prompts is not None:
+        if use("clip_score") and prompts is not None:
             clip, processor = self.models["clip_score"]
             cos = F.cosine_similarity(image_emb(clip, processor), clip_text_embeddings(prompts, clip, processor), dim=-1)
             self.state["clip_score.n"] += len(cos); self.state["clip_score.sum"] += cos.double().sum()
-        if "aesthetic_score" in self.models:
+        if use("aesthetic_score"):
             clip, processor, pred = self.models["aesthetic_score"]
             s = pred(image_emb(clip, processor))
             self.state["aesthetic_score.n"] += len(s); self.state["aesthetic_score.sum"] += s.double().sum()
@@ -338,10 +370,11 @@ class StreamingImageMetrics:
 # %% ../nbs/12_image_metrics.ipynb #2f023630
 def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_model=DINOV2_MODEL,
                        clip_model=CLIP_MODEL, aesthetic_weights=None, aesthetic_clip_model=None,
-                       dinov2_image_size: int | None = 224) -> dict:
-    "Load each requested metric's network before any compute; warn once (MetricSkipped) and leave out each unavailable one."
+                       dinov2_image_size: int | None = 224, missing: str = "skip") -> dict:
+    "Load each requested metric's network before any compute; each unavailable one: warn once and leave out (missing='skip') or raise (missing='error')."
     unknown = set(metrics) - set(IMAGE_METRICS)
     if unknown: raise ValueError(f"unknown image metrics {sorted(unknown)}; choose from {IMAGE_METRICS}")
+    if missing not in ("skip", "error"): raise ValueError(f"missing={missing!r} is invalid: allowed 'skip' or 'error'")
     clips = {}
     def clip(name, what, arg):
         if str(name) not in clips:
@@ -358,12 +391,18 @@ def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_
                    fd_dinov2=lambda: FrechetInceptionDistance(feature=DinoV2Features(dinov2_model, dinov2_image_size)),
                    clip_score=lambda: clip(clip_model, "CLIP score", "clip_model"),
                    aesthetic_score=aesthetic)
-    out = {}
+    out, failed = {}, {}
     for m in metrics:
         try: out[m] = loaders[m]()
         except Exception as e:
-            msg = str(e) if isinstance(e, MissingWeights) else f"{type(e).__name__}: {e}"
-            warnings.warn(f"{m} skipped: {msg}", MetricSkipped, stacklevel=2)
+            failed[m] = str(e) if isinstance(e, MissingWeights) else f"{type(e).__name__}: {e}"
+            if isinstance(e, ImportError): failed[m] += f"; install the paper's packages with {PAPER_EXTRA}"
+            if missing == "skip": warnings.warn(f"{m} skipped: {failed[m]}", MetricSkipped, stacklevel=2)
+    if failed and missing == "error":
+        raise MetricsUnavailable(f"{len(failed)} of the requested metrics cannot be computed:\n" +
+                                 "\n".join(f"  {m}: {why}" for m, why in failed.items()) +
+                                 "\nProvide them, or leave them out knowingly: metrics_weights={'metrics': [...]} "
+                                 "(the ones to compute) or {'missing': 'skip'} (warn and report NaN)")
     return out
 
 def image_metrics(reference, samples, prompts=None, *, metrics=IMAGE_METRICS, models: dict | None = None,

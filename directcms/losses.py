@@ -4,13 +4,12 @@
 
 # %% ../nbs/04_losses.ipynb #16eb3269
 from __future__ import annotations
-import contextlib
 import torch
 from .schedules import alpha_sigma, bcast
 from .solvers import solve_between, get_solver, EvalCounter
 
 # %% auto #0
-__all__ = ['METRICS', 'distance', 'noisy_draw', 'target_distance', 'consistency_distillation_loss', 'cm_loss', 'direct_cm_loss']
+__all__ = ['METRICS', 'distance', 'ConsistencyLoss', 'consistency_distillation_loss', 'cm_loss', 'direct_cm_loss']
 
 # %% ../nbs/04_losses.ipynb #a0619c10
 METRICS = ("l2", "huber")
@@ -28,22 +27,50 @@ def _stop_index(start, target_steps, num_intervals):
         raise ValueError(f"target_steps={target_steps!r} must be a positive int or 'all'")
     return (start + target_steps).clamp(max=num_intervals)
 
-def noisy_draw(x0, timesteps, alphas_cumprod, target_steps=1, generator=None):
-    "(x_{t_{n+1}}, start index n, stop index) of a step: the grid indices, then the noise, drawn from generator in that order."
-    N, B = len(timesteps) - 1, x0.shape[0]
-    start = torch.randint(0, N, (B,), generator=generator, device="cpu").to(x0.device)
-    stop = _stop_index(start, target_steps, N)
-    noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
-    a, s = alpha_sigma(timesteps[start], alphas_cumprod)
-    return bcast(a, x0) * x0 + bcast(s, x0) * noise, start, stop
+# %% ../nbs/04_losses.ipynb #c1a55e01
+class ConsistencyLoss:
+    "d(f(x_{t_{n+1}}), sg f^-(Phi_k(x_{t_{n+1}}))) in pieces: draw, teacher_solve, target, weight, distance; the call is the whole loss."
+    def __init__(self, timesteps, alphas_cumprod, target_steps=1, solver="ddim", metric="l2", huber_c=0.001):
+        self.timesteps, self.alphas_cumprod = torch.as_tensor(timesteps).long(), alphas_cumprod
+        self.N, self.target_steps, self.solver, self.metric, self.huber_c = len(self.timesteps) - 1, target_steps, solver, metric, huber_c
+        get_solver(solver); distance(torch.zeros(1, 1), torch.zeros(1, 1), metric)   # fail on bad names before any compute
+        _stop_index(torch.zeros(1, dtype=torch.long), target_steps, self.N)
 
-def target_distance(pred, target_net, x_stop, t_stop, rng, cond, metric="l2", huber_c=0.001):
-    "Mean d(pred, sg f^-(x_stop, t_stop)); the target network replays the student's random state rng (its dropout)."
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.set_rng_state(rng)
-        target = target_net(x_stop, t_stop, **cond)
-    return distance(pred, target, metric, huber_c).mean()
+    def draw(self, x0, generator=None):
+        "Grid index n per sample (start), its stop min(n + k, N) and x_{t_{n+1}} = alpha x0 + sigma eps, drawn from `generator`."
+        start = torch.randint(0, self.N, (x0.shape[0],), generator=generator, device="cpu").to(x0.device)
+        stop = _stop_index(start, self.target_steps, self.N)
+        noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+        a, s = alpha_sigma(self.timesteps.to(x0.device)[start], self.alphas_cumprod)
+        return start, stop, bcast(a, x0) * x0 + bcast(s, x0) * noise
 
+    @torch.no_grad()
+    def teacher_solve(self, teacher, x_t, start, stop, cond=None, timesteps=None, callback=None):
+        "Phi_k: the teacher from timesteps[start] to timesteps[stop] (`timesteps`: a grid per sample instead of the loss's)."
+        ts = self.timesteps if timesteps is None else timesteps
+        return solve_between(teacher, x_t, start, stop, ts.to(x_t.device), self.alphas_cumprod, self.solver, cond, callback)
+
+    @torch.no_grad()
+    def target(self, target_net, x_stop, t_stop, cond=None, rng_state=None):
+        "sg f^-(x_stop, t_stop), under the random state `rng_state` (the student's dropout) when given."
+        with torch.random.fork_rng(devices=[]):
+            if rng_state is not None: torch.set_rng_state(rng_state)
+            return target_net(x_stop, t_stop, **(cond or {}))
+
+    def weight(self, t): return torch.ones(len(t), device=t.device)           # lambda(t) = 1 (Song et al. 2023)
+    def distance(self, a, b): return distance(a, b, self.metric, self.huber_c)
+
+    def __call__(self, student, target_net, teacher, x0, cond=None, generator=None):
+        cond, ts = cond or {}, self.timesteps.to(x0.device)
+        start, stop, x_t = self.draw(x0, generator)
+        rng = torch.get_rng_state()
+        pred = student(x_t, ts[start], **cond)
+        teacher = EvalCounter(teacher)
+        target = self.target(target_net, self.teacher_solve(teacher, x_t, start, stop, cond), ts[stop], cond, rng)
+        loss = (self.weight(ts[start]) * self.distance(pred, target)).mean()
+        return loss, dict(mean_start_index=start.float().mean().item(), teacher_evals=teacher.images)
+
+# %% ../nbs/04_losses.ipynb #c1a55e02
 def consistency_distillation_loss(student, target_net, teacher, x0, timesteps, alphas_cumprod, cond=None,
                                   target_steps=1,    # teacher steps in the target: 1 = CM, "all" = Direct CM
                                   solver="ddim",     # teacher ODE solver: ddim | euler | heun
@@ -51,15 +78,8 @@ def consistency_distillation_loss(student, target_net, teacher, x0, timesteps, a
                                   huber_c=0.001,     # pseudo-Huber constant
                                   generator=None):   # torch.Generator for the grid index and noise
     "d(f(x_{t_{n+1}}), sg f^-(Phi_k(x_{t_{n+1}}))): CM (Song et al. 2023, eq. 7) to Direct CM (Vouitsis et al. 2024)."
-    cond, timesteps = cond or {}, torch.as_tensor(timesteps).long().to(x0.device)
-    get_solver(solver); distance(x0[:1], x0[:1], metric)          # fail on bad names before any compute
-    x_t, start, stop = noisy_draw(x0, timesteps, alphas_cumprod, target_steps, generator)
-    rng = torch.get_rng_state()
-    pred = student(x_t, timesteps[start], **cond)
-    teacher = EvalCounter(teacher)
-    with torch.no_grad(): x_stop = solve_between(teacher, x_t, start, stop, timesteps, alphas_cumprod, solver, cond)
-    loss = target_distance(pred, target_net, x_stop, timesteps[stop], rng, cond, metric, huber_c)
-    return loss, dict(mean_start_index=start.float().mean().item(), teacher_evals=teacher.images)
+    loss = ConsistencyLoss(timesteps, alphas_cumprod, target_steps, solver, metric, huber_c)
+    return loss(student, target_net, teacher, x0, cond, generator)
 
 def cm_loss(student, target_net, teacher, x0, timesteps, alphas_cumprod, cond=None, **kwargs):
     "Consistency distillation loss: one teacher solver step, then the target network (Song et al. 2023, eq. 7)."

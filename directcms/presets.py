@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 import torch
 from .config import PRESETS, TrainConfig
-from .guidance import null_class
+from .guidance import null_class, cfg_eps
 from .sampling import teacher_sample
 from .lora import merged_copy
 from .runio import atomic_save
@@ -16,6 +16,7 @@ from .digits import (NUM_CLASSES, SHIPPED_DIR, WEIGHTS_NAME, UNetEps, eval_noise
                               load_teacher, shipped_teacher_dir, teacher_info, train_digits_teacher)
 from .digits_metrics import (ClassifierFeatures, feature_stats, frechet_distance_from_stats, load_digit_classifier,
                                       sample_metrics, shipped_classifier, train_digit_classifier)
+from .guidance_measures import guidance_measures
 
 # %% auto #0
 __all__ = ['PRESET_CLASSES', 'Preset', 'register_preset', 'preset_class', 'DigitsPreset']
@@ -29,6 +30,9 @@ class Preset:
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg, self.assets = cfg, Path(cfg.assets_dir)
 
+    @classmethod
+    def prefetch(cls, cfg: TrainConfig): "Download what the preset loads, in every process before the process group starts (default: nothing)."
+
     def batch(self, g: torch.Generator, n: int, loaded=None) -> tuple:
         "(x0, cond) of n training examples drawn with the step's generator g (loaded: those from train_loader)."
         raise NotImplementedError
@@ -36,7 +40,7 @@ class Preset:
     def eval_cond(self) -> dict: raise NotImplementedError("the conditioning of the evaluation noise")
     def metrics(self, samples, reference) -> dict: raise NotImplementedError("one Table 1 row of a set of samples")
     def save_student(self, student, out_dir): raise NotImplementedError
-    def train_loader(self, start: int, end: int, rank: int, n: int): return None
+    def train_loader(self, start: int, end: int, rank: int, n: int, world: int = 1): return None
     def to(self, device): self.teacher_net.to(device); return self
     def images(self, samples): return samples
     def row_labels(self, n: int) -> list[str]: return [str(i) for i in range(n)]
@@ -158,8 +162,22 @@ class DigitsPreset(Preset):
 
     def reference_path(self) -> Path:
         c = self.cfg
+        grid = f"_g{'-'.join(f'{w:g}' for w in c.guidance_grid)}" if c.guidance_grid else ""
         return self.assets / (self.reference_name(f"teacher-{self.teacher_id}_clf-{self.classifier_id}",
-                                                  f"_k{'-'.join(map(str, c.eval_steps))}") + ".pt")
+                                                  f"_k{'-'.join(map(str, c.eval_steps))}{grid}") + ".pt")
+
+    @torch.no_grad()
+    def guided_teachers(self) -> dict:
+        "{w': the teacher's N-step samples at guidance w' from the fixed noise} for each w' of guidance_grid, computed once into assets_dir."
+        c = self.cfg
+        path = self.assets / (self.reference_name(f"guided-{self.teacher_id}", "_w" + "-".join(f"{w:g}" for w in c.guidance_grid)) + ".pt")
+        if path.exists(): return torch.load(path)
+        dev = next(self.teacher_net.parameters()).device
+        cond, ac, eps = {k: v.to(dev) for k, v in self.eval_cond().items()}, self.alphas_cumprod.to(dev), self.eps_model(self.teacher_net)
+        out = {w: teacher_sample(cfg_eps(eps, w, self.uncond), self.noise.to(dev), ac, c.num_intervals, c.solver, cond).cpu()
+               for w in c.guidance_grid}
+        atomic_save(out, path)
+        return out
 
     def reference_extra(self, ref) -> dict:
         "The floor of FD to real digits: num_eval real digits against all of them."
@@ -174,8 +192,12 @@ class DigitsPreset(Preset):
         return hit[1]
 
     def metrics(self, samples, reference):
-        return sample_metrics(samples.cpu(), self.labels, reference, self.data_x, self.classifier,
-                              self._feature_stats(self.data_x), self._feature_stats(reference))
+        m = sample_metrics(samples.cpu(), self.labels, reference, self.data_x, self.classifier,
+                           self._feature_stats(self.data_x), self._feature_stats(reference))
+        if self.cfg.guidance_grid:              # how much of the teacher's guidance the samples express
+            m.update(guidance_measures(samples.cpu(), self.labels, self.guided_teachers(), float(self.cfg.guidance_scale),
+                                       self.data_x, self.classifier))
+        return m
 
     def save_student(self, student, out_dir):
         "Save the student's UNet (LoRA merged) in out_dir/student with save_pretrained."

@@ -78,6 +78,11 @@ def table1(runs: list[dict], steps=(1, 2, 4)) -> list[dict]:
         row = dict(method=f"Teacher (N = {N} steps, reference)", steps=N, n_seeds=len(blocks))
         for c in cols: row[f"{c}_mean"], row[f"{c}_std"], _ = mean_std([b.get(c) for b in blocks])
         rows.append(row)
+        real = list({r["config"]["seed"]: r["teacher"]["real"] for r in runs if "real" in r.get("teacher", {})}.values())
+        if real:                       # the paper's teacher-vs-real row: FID and FD-DINOv2 against the training images
+            row = dict(method=f"Teacher (N = {N} steps) vs real images", steps=N, n_seeds=len(real))
+            for c in cols: row[f"{c}_mean"], row[f"{c}_std"], _ = mean_std([b.get(c) for b in real])
+            rows.append(row)
     for method in METHODS:
         for k in steps:
             if method == "teacher":        # the same teacher and noise in every run: one row per seed

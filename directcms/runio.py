@@ -11,7 +11,8 @@ import torch
 
 # %% auto #0
 __all__ = ['atomic_write', 'atomic_save', 'finite_or_none', 'atomic_json', 'append_jsonl', 'read_jsonl', 'truncate_jsonl',
-           'derived_seed', 'seeded_generator', 'step_indices', 'StepBatchSampler', 'batched', 'check_params']
+           'derived_seed', 'seeded_generator', 'step_indices', 'epoch_order', 'EpochBatchSampler', 'batched',
+           'check_params']
 
 # %% ../nbs/08a_runio.ipynb #d3cd5509
 def atomic_write(path, write) -> Path:
@@ -64,14 +65,26 @@ def step_indices(num_items: int, n: int, g: torch.Generator) -> torch.Tensor:
     "The n dataset indices of a step: the first draw from its generator."
     return torch.randint(0, num_items, (n,), generator=g)
 
-class StepBatchSampler(torch.utils.data.Sampler):
-    "For step = start, ..., end - 1 the indices step_indices draws from (seed, step, rank): a DataLoader that resumes exactly."
-    def __init__(self, num_items: int, n: int, seed: int, rank: int, start: int, end: int):
-        self.num_items, self.n, self.seed, self.rank, self.start, self.end = num_items, n, seed, rank, start, end
+_EPOCH, _ITEM = 0xE90C, 0x17E3     # tags that keep the epoch and item seeds apart from the (seed, step, rank) ones
+
+def epoch_order(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    "The permutation of num_items that epoch `epoch` reads."
+    return torch.randperm(num_items, generator=seeded_generator(seed, _EPOCH, epoch))
+
+class EpochBatchSampler(torch.utils.data.Sampler):
+    "[(index, item seed)] of process rank's n items at steps start..end-1: epochs without replacement, global batches of n * world; resumes exactly."
+    def __init__(self, num_items: int, n: int, seed: int, rank: int, start: int, end: int, world: int = 1):
+        self.num_items, self.n, self.seed, self.rank, self.start, self.end, self.world = num_items, n, seed, rank, start, end, world
     def __len__(self): return max(0, self.end - self.start)
     def __iter__(self):
+        m, orders = self.num_items, {}
         for step in range(self.start, self.end):
-            yield step_indices(self.num_items, self.n, seeded_generator(self.seed, step, self.rank)).tolist()
+            out = []
+            for q in range(step * self.n * self.world + self.rank * self.n, step * self.n * self.world + (self.rank + 1) * self.n):
+                e = q // m
+                if e not in orders: orders = {e: epoch_order(m, self.seed, e)}      # one epoch held at a time
+                out.append((int(orders[e][q % m]), derived_seed(self.seed, _ITEM, q)))
+            yield out
 
 def batched(fn, x, cond: dict, batch_size: int, device) -> torch.Tensor:
     "fn(x_chunk, cond_chunk) over chunks of batch_size on device, concatenated on the CPU."

@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from torch import nn
 from .schedules import alphas_cumprod_from_config
-from .image_metrics import MissingWeights, pretrained_source, load_image_metrics
-from .sampling import teacher_sample
-from .runio import StepBatchSampler, atomic_save, atomic_write, derived_seed, step_indices
+from .image_metrics import (MissingWeights, pretrained_source, load_image_metrics, prefetch_metric_files, PAPER_EXTRA,
+                                     DINOV2_MODEL, CLIP_MODEL)
+from .runio import EpochBatchSampler, step_indices
 from .presets import Preset
+from .sdxl_eval import PaperEvaluation
 
 # %% auto #0
-__all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'JPEG_QUALITY', 'KEEP', 'SDXLComponents', 'load_sdxl', 'encode_prompts',
-           'sdxl_time_ids', 'SDXLEps', 'sdxl_uncond', 'caption_problem', 'image_problem', 'ImageCaptionFolder',
-           'SDXLPreset', 'IndexedDataset', 'collate_images', 'image_loader', 'to_uint8', 'save_jpeg', 'load_jpeg',
-           'eval_chunks']
+__all__ = ['SDXL_TEACHER', 'SDXL_VAE', 'DTYPES', 'SDXLComponents', 'load_sdxl', 'prefetch_weights', 'tiny_tokenizer', 'tiny_sdxl',
+           'tiny_caption_folder', 'encode_prompts', 'sdxl_time_ids', 'SDXLEps', 'sdxl_uncond', 'caption_problem',
+           'image_problem', 'ImageCaptionFolder', 'IndexedDataset', 'collate_images', 'image_loader', 'SDXLPreset']
 
 # %% ../nbs/14_sdxl.ipynb #0fbcb290
 SDXL_TEACHER = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -42,7 +42,8 @@ class SDXLComponents:
 def load_sdxl(teacher: str = SDXL_TEACHER, vae: str = "", dtype=torch.float16) -> SDXLComponents:
     "SDXL's UNet, both CLIP text encoders and tokenizers, VAE and schedule via from_pretrained (Podell et al. 2023)."
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    try: from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    except ImportError as e: raise ImportError(f"the SDXL teacher needs transformers ({e}): {PAPER_EXTRA}") from None
     kw = _source(teacher, "SDXL teacher", "teacher", "model_index.json")
     load = lambda cls, sub, **k: cls.from_pretrained(teacher, subfolder=sub, **kw, **k)
     unet = load(UNet2DConditionModel, "unet", torch_dtype=dtype)
@@ -53,6 +54,75 @@ def load_sdxl(teacher: str = SDXL_TEACHER, vae: str = "", dtype=torch.float16) -
     sched = DDPMScheduler.load_config(teacher, subfolder="scheduler", **kw)
     for m in (unet, te, te2, v): m.requires_grad_(False).eval()
     return SDXLComponents(unet, v, te, te2, tok, tok2, alphas_cumprod_from_config(sched))
+
+# %% ../nbs/14_sdxl.ipynb #25334609
+def _hub_id(name) -> bool:
+    "Whether name is a hub id (org/model) rather than a local folder or ''."
+    name = str(name or "")
+    return bool(name) and name.count("/") == 1 and not Path(name).expanduser().exists() and not name.startswith((".", "~", "/"))
+
+def prefetch_weights(pipelines=(), models=(), progress: bool = True) -> list[str]:
+    "Download the hub ids among pipelines (the components from_pretrained reads) and models (json, txt, safetensors) into the Hugging Face cache; returns those fetched."
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}: return []
+    done, kind = [], {**{n: "model" for n in models}, **{n: "pipeline" for n in pipelines}}
+    for name in [n for n in kind if _hub_id(n)]:
+        try:
+            if kind[name] == "pipeline":
+                from diffusers import DiffusionPipeline
+                DiffusionPipeline.download(name)                # the files from_pretrained of each component reads
+            else:
+                from huggingface_hub import snapshot_download
+                snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.safetensors"])
+            done.append(name)
+        except Exception as e:                                  # offline, unreachable, no such model: loading says what to do
+            if progress: print(f"prefetch of {name} skipped ({type(e).__name__}: {str(e)[:120]})")
+    return done
+
+# %% ../nbs/14_sdxl.ipynb #43169920
+def tiny_tokenizer(d: Path):
+    "A CLIP tokenizer whose tokens are single letters, 16 tokens long (vocabulary files written to d)."
+    from transformers import CLIPTokenizer
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    toks = ["<|startoftext|>", "<|endoftext|>", *letters, *(l + "</w>" for l in letters)]
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(toks)}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=16)
+
+def tiny_sdxl(folder) -> Path:
+    "A random SDXL pipeline at toy size (SDXL's architecture: two text encoders, time-id embedding), saved in the diffusers layout in folder."
+    import tempfile
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
+                                cross_attention_dim=64, norm_num_groups=8)
+    tc = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
+                        num_attention_heads=4, num_hidden_layers=2, vocab_size=60, max_position_embeddings=16,
+                        hidden_act="gelu", projection_dim=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    sched = EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                   timestep_spacing="leading")
+    with tempfile.TemporaryDirectory() as t: tok = tiny_tokenizer(Path(t))
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(tc), text_encoder_2=CLIPTextModelWithProjection(tc),
+                                     tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=sched)
+    pipe.save_pretrained(folder)
+    return Path(folder)
+
+def tiny_caption_folder(folder, sizes=((64, 64), (80, 64), (64, 96), (70, 70)), seed: int = 0) -> Path:
+    "An image-caption folder of noise images of the given (h, w) sizes, captions 'a picture number a', 'b', ...; for examples and tests."
+    from PIL import Image
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, (h, w) in enumerate(sizes): Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "metadata.csv").write_text("file_name,text\n" + "".join(f"{i}.png,a picture number {chr(97 + i)}\n" for i in range(len(sizes))))
+    return folder
+
 
 # %% ../nbs/14_sdxl.ipynb #57d37e58
 @torch.no_grad()
@@ -123,7 +193,7 @@ def image_problem(path) -> str | None:
     return None
 
 class ImageCaptionFolder(torch.utils.data.Dataset):
-    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; every row checked; resize and center crop."
+    "Images + metadata.csv / metadata.jsonl (file_name, text), the imagefolder layout; every row checked; bilinear resize, random or center crop."
     def __init__(self, root, resolution: int = 1024, skip_bad: bool = False, progress: bool = True, show: int = 20):
         import warnings
         from concurrent.futures import ThreadPoolExecutor
@@ -165,7 +235,10 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.rows)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i): return self.item(i)
+
+    def item(self, i: int, crop_seed: int | None = None) -> dict:
+        "Image i resized (bilinear) to resolution on its short side and cropped: at random with crop_seed (training), else centered."
         from PIL import Image
         r = self.rows[i]
         try: img = Image.open(self.root / r["file_name"]).convert("RGB")
@@ -173,28 +246,54 @@ class ImageCaptionFolder(torch.utils.data.Dataset):
         h, w, res = img.height, img.width, self.resolution
         s = res / min(h, w)
         nh, nw = max(res, round(h * s)), max(res, round(w * s))
-        top, left = (nh - res) // 2, (nw - res) // 2
+        if crop_seed is None: top, left = (nh - res) // 2, (nw - res) // 2
+        else:                                          # torchvision's RandomCrop, from this item's own seed
+            g = torch.Generator().manual_seed(crop_seed)
+            top, left = (int(torch.randint(0, d - res + 1, (1,), generator=g)) for d in (nh, nw))
         # Resize only the crop's box: the same pixels as resizing the whole image, then cropping (to rounding), but
         # without the huge intermediate image of an extreme aspect ratio (1000x20 at 1024 px: 51200x1024).
         sx, sy = w / nw, h / nh
-        img = img.resize((res, res), Image.BICUBIC, box=(left * sx, top * sy, (left + res) * sx, (top + res) * sy))
+        img = img.resize((res, res), Image.BILINEAR, box=(left * sx, top * sy, (left + res) * sx, (top + res) * sy))
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 127.5 - 1
         return dict(pixels=x, text=r["text"], original_size=(h, w), crop_top_left=(top, left))
 
+# %% ../nbs/14_sdxl.ipynb #4f8a0c62
+class IndexedDataset(torch.utils.data.Dataset):
+    "An ImageCaptionFolder whose items are (index, item); a key (index, crop seed) crops at random."
+    def __init__(self, data): self.data = data
+    def __len__(self): return len(self.data)
+    def __getitem__(self, key):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        return i, self.data.item(i, seed)
+
+def collate_images(pairs) -> dict:
+    "(index, ImageCaptionFolder item) pairs as one batch: indices, stacked pixels, and lists of the rest."
+    idx, items = zip(*pairs)
+    return dict(indices=torch.tensor(idx), pixels=torch.stack([it["pixels"] for it in items]),
+                text=[it["text"] for it in items], original_size=[it["original_size"] for it in items],
+                crop_top_left=[it["crop_top_left"] for it in items])
+
+def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0, world: int = 1):
+    "A DataLoader of process rank's n images (of world * n) at each step start..end-1, in epochs, randomly cropped, decoded by num_workers processes."
+    sampler = EpochBatchSampler(len(data), n, seed, rank, start, end, world)
+    return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=sampler,
+                                       collate_fn=collate_images, num_workers=num_workers,
+                                       generator=torch.Generator())        # leaves the global random state alone
+
 # %% ../nbs/14_sdxl.ipynb #bc6fba42
-class SDXLPreset(Preset):
-    "The paper's configuration: SDXL teacher, LoRA student sharing its UNet, an image-caption folder, latent ODE error."
+class SDXLPreset(PaperEvaluation, Preset):
+    "The paper's configuration: SDXL teacher, LoRA student sharing its UNet, an image-caption folder, the paper's evaluation."
     uncond = staticmethod(sdxl_uncond)
-    streams_evaluation = True                 # evaluate_student: chunked, sharded over processes, resumable
 
     def __init__(self, cfg, progress: bool = True):
         super().__init__(cfg, progress)
         self.data = ImageCaptionFolder(cfg.data, cfg.resolution, skip_bad=cfg.skip_bad_data,   # the cheap checks first
                                        progress=progress)
+        # every metric Table 1 reports must be computable before 7 GB of weights load and hours of training start
+        self.metric_models = load_image_metrics(**{"missing": "error", **cfg.metrics_weights})
         self.c = load_sdxl(cfg.teacher, cfg.vae, DTYPES[cfg.mixed_precision])
         self.teacher_net, self.alphas_cumprod = self.c.unet, self.c.alphas_cumprod
         if cfg.gradient_checkpointing: self.teacher_net.enable_gradient_checkpointing()
-        self.metric_models = load_image_metrics(**cfg.metrics_weights)           # warns now, not after training
         self.scale = 2 ** (len(self.c.vae.config.block_out_channels) - 1)
         self.num_eval = getattr(cfg, "num_eval", None) or len(self.data)        # None / 0: every caption (test.py)
         self.prompts = [self.data.rows[i % len(self.data)]["text"] for i in range(self.num_eval)]
@@ -202,6 +301,13 @@ class SDXLPreset(Preset):
         shape = (self.teacher_net.config.in_channels, s, s)
         self.noise = self.init_noise(n, shape, lambda: dict(noise=torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))))["noise"]
         self.labels = None
+
+    @classmethod
+    def prefetch(cls, cfg):
+        "Download the teacher, VAE and metric networks that are hub ids into the Hugging Face cache (file-locked: every process may call it)."
+        mw = cfg.metrics_weights
+        prefetch_weights([cfg.teacher], [cfg.vae, mw.get("dinov2_model", DINOV2_MODEL), mw.get("clip_model", CLIP_MODEL)])
+        prefetch_metric_files(**mw)                          # FID's Inception and the aesthetic predictor, into torch's cache
 
     def to(self, device):
         for m in (self.c.unet, self.c.vae, self.c.text_encoder, self.c.text_encoder_2): m.to(device)
@@ -226,20 +332,25 @@ class SDXLPreset(Preset):
 
     @torch.no_grad()
     def decode(self, latents):
-        "Images in [-1, 1] from latents, in batches of eval_batch_size."
+        "Images in [-1, 1] from latents, decode_batch_size at a time (the official code decodes one)."
         vae, out = self.c.vae, []
-        for z in latents.split(self.cfg.eval_batch_size):
+        for z in latents.split(self.cfg.decode_batch_size or 1):
             out.append(vae.decode(z.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample.float().clamp(-1, 1).cpu())
         return torch.cat(out)
 
     def batch(self, g, n, loaded=None):
-        "n training latents and their conditioning, drawn with the generator g; loaded: these images from train_loader."
-        idx = step_indices(len(self.data), n, g)
-        if loaded is None: loaded = collate_images([(int(i), self.data[int(i)]) for i in idx])
-        elif not torch.equal(loaded["indices"], idx):
-            raise RuntimeError(f"train_loader gave images {loaded['indices'].tolist()} for a step that draws {idx.tolist()}")
+        "n training latents and their conditioning: the step's images from train_loader (loaded), else n drawn with g; VAE noise from g."
+        if loaded is None:                           # a direct call: n images and crop seeds drawn with replacement from g
+            idx, seeds = step_indices(len(self.data), n, g), torch.randint(0, 2**31 - 1, (n,), generator=g)
+            loaded = collate_images([(int(i), self.data.item(int(i), int(s))) for i, s in zip(idx, seeds)])
+        elif len(loaded["indices"]) != n:
+            raise RuntimeError(f"train_loader gave {len(loaded['indices'])} images for a step of {n} on this process")
         x0 = self.encode_images(loaded["pixels"], g)
         return x0, self.cond(loaded["text"], loaded["original_size"], loaded["crop_top_left"])
+
+    def train_loader(self, start: int, end: int, rank: int, n: int, world: int = 1):
+        "The training images of steps start..end-1 (epochs without replacement, random crops), decoded in cfg.num_workers DataLoader processes."
+        return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0, world)
 
     def save_student(self, student, out_dir):
         "The LoRA in diffusers format (pytorch_lora_weights.safetensors), or the full UNet when lora_rank = 0."
@@ -249,189 +360,3 @@ class SDXLPreset(Preset):
         from diffusers import StableDiffusionXLPipeline
         sd = get_peft_model_state_dict(unet)     # peft key format, which diffusers' load_lora_weights reads as is
         StableDiffusionXLPipeline.save_lora_weights(str(out_dir), unet_lora_layers={k: v.detach().cpu().contiguous() for k, v in sd.items()})
-
-# %% ../nbs/14_sdxl.ipynb #4f8a0c62
-class IndexedDataset(torch.utils.data.Dataset):
-    "A dataset whose items are (index, item)."
-    def __init__(self, data): self.data = data
-    def __len__(self): return len(self.data)
-    def __getitem__(self, i): return i, self.data[i]
-
-def collate_images(pairs) -> dict:
-    "(index, ImageCaptionFolder item) pairs as one batch: indices, stacked pixels, and lists of the rest."
-    idx, items = zip(*pairs)
-    return dict(indices=torch.tensor(idx), pixels=torch.stack([it["pixels"] for it in items]),
-                text=[it["text"] for it in items], original_size=[it["original_size"] for it in items],
-                crop_top_left=[it["crop_top_left"] for it in items])
-
-def image_loader(data, n: int, seed: int, rank: int, start: int, end: int, num_workers: int = 0):
-    "A DataLoader of the n images of each step start..end-1 of process rank, decoded by num_workers processes."
-    return torch.utils.data.DataLoader(IndexedDataset(data), batch_sampler=StepBatchSampler(len(data), n, seed, rank, start, end),
-                                       collate_fn=collate_images, num_workers=num_workers,
-                                       generator=torch.Generator())        # leaves the global random state alone
-
-def _train_loader(self, start: int, end: int, rank: int, n: int):
-    "The training images of steps start..end-1 (SDXLPreset.train_loader), decoded in cfg.num_workers processes."
-    return image_loader(self.data, n, self.cfg.seed, rank, start, end, self.cfg.num_workers or 0)
-
-SDXLPreset.train_loader = _train_loader
-
-# %% ../nbs/14_sdxl.ipynb #b7e0c002
-from fastcore.basics import patch
-from tqdm.auto import tqdm
-from .image_metrics import StreamingImageMetrics
-from .sampling import cm_sample
-
-JPEG_QUALITY = 75     # PIL's default, with which the official test.py saves the images it scores
-KEEP = 16             # the first samples of each kind returned for samples.pt and the figures
-
-def to_uint8(x) -> torch.Tensor:
-    "uint8 images (0..255) from images in [-1, 1], rounded as diffusers' image processor does."
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-def save_jpeg(images, paths):
-    "Write uint8 images (N, 3, H, W) as JPEG files at JPEG_QUALITY."
-    from PIL import Image
-    for x, p in zip(images.cpu(), paths): Image.fromarray(x.permute(1, 2, 0).numpy()).save(p, quality=JPEG_QUALITY)
-
-def load_jpeg(paths) -> torch.Tensor:
-    "uint8 images (N, 3, H, W) read back from image files."
-    from PIL import Image
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1) for p in paths])
-
-def eval_chunks(n: int, size: int, rank: int = 0, world: int = 1) -> list[tuple[int, int]]:
-    "The [start, end) index ranges of the chunks of n evaluation samples that process rank of world takes: every world-th."
-    return [(s, min(s + size, n)) for s in range(0, n, size)][rank::world]
-
-def _chunk_seed(seed, k, start) -> int:
-    "The seed of one chunk's sampling noise: independent of how chunks are spread over processes."
-    return derived_seed(seed, k, start)
-
-def _save_chunk(latents, path): atomic_save(latents, path)
-
-def _shards(acc, shard):
-    "(rank, world) of this process when the work is sharded, else (0, 1)."
-    return (acc.process_index, acc.num_processes) if shard and acc is not None else (0, 1)
-
-def _wait(acc, shard):
-    if shard and acc is not None: acc.wait_for_everyone()
-
-@patch
-def reference_dir(self: SDXLPreset) -> Path:
-    "The folder of the teacher's reference: N, w, solver, samples, resolution, and a hash of teacher, VAE, precision and captions."
-    import hashlib
-    c = self.cfg
-    what = json.dumps([c.teacher, c.vae, c.mixed_precision, self.prompts], sort_keys=True).encode()
-    h = hashlib.sha256(what).hexdigest()[:12]                 # another teacher or data set never reuses this reference
-    return self.assets / self.reference_name("teacher", f"_r{c.resolution}_{h}")
-
-@patch
-def cond_at(self: SDXLPreset, start: int, end: int, device) -> dict:
-    "The conditioning of evaluation samples start..end-1: their captions at full-size, uncropped time ids."
-    res = self.cfg.resolution
-    return {k: v.to(device) for k, v in self.cond(self.prompts[start:end], [(res, res)] * (end - start), [(0, 0)] * (end - start)).items()}
-
-@patch
-@torch.no_grad()
-def build_reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> Path:
-    "The teacher's N-step guided latents chunk by chunk (chunks/, images/ as JPEG); finished chunks are kept, a killed run resumes."
-    d, c = self.reference_dir(), self.cfg
-    for sub in ("chunks", "images"): (d / sub).mkdir(parents=True, exist_ok=True)
-    rank, world = _shards(acc, shard)
-    todo = [(s, e) for s, e in eval_chunks(self.num_eval, c.eval_batch_size, rank, world) if not _chunk_path(d, s, e).exists()]
-    ac = self.alphas_cumprod.to(device)
-    for s, e in tqdm(todo, desc=f"teacher reference (N={c.num_intervals})", unit="chunk", disable=not (progress and rank == 0)):
-        z = teacher_sample(teacher_eps, self.noise[s:e].to(device), ac, c.num_intervals, c.solver, self.cond_at(s, e, device))
-        save_jpeg(to_uint8(self.decode(z)), [d / "images" / f"{i}.jpg" for i in range(s, e)])
-        _save_chunk(z.float().cpu(), _chunk_path(d, s, e))        # written last: its existence marks the chunk done
-    _wait(acc, shard)
-    return d
-
-def _chunk_path(d, s, e): return Path(d) / "chunks" / f"{s:06d}-{e:06d}.pt"
-
-@patch
-def reference_latents(self: SDXLPreset, start: int, end: int) -> torch.Tensor:
-    "The teacher's reference latents of samples start..end-1, read from the chunk files."
-    d, size = self.reference_dir(), self.cfg.eval_batch_size
-    out = [torch.load(_chunk_path(d, s, e))[max(start - s, 0):end - s] for s, e in eval_chunks(self.num_eval, size) if s < end and e > start]
-    return torch.cat(out)
-
-@patch
-@torch.no_grad()
-def evaluate_samples(self: SDXLPreset, name: str, sample_fn, images_dir, device, acc=None, shard: bool = False,
-                     progress: bool = True, keep: int = KEEP) -> tuple[dict, torch.Tensor]:
-    "Sample, decode, write as JPEG and score chunk by chunk against the teacher's JPEGs (constant memory); sums reduced over processes."
-    c, d = self.cfg, self.reference_dir()
-    rank, world = _shards(acc, shard)
-    images_dir = Path(images_dir); images_dir.mkdir(parents=True, exist_ok=True)
-    sm = StreamingImageMetrics(self.metric_models, device=device)
-    ref_cache = d / f"reference_features_{self._metrics_key_hash()}.pt"   # the teacher's image features, computed once
-    have_ref = ref_cache.exists()
-    sq = torch.zeros(2, dtype=torch.float64, device=device)          # squared latent error, number of elements
-    kept = []
-    for s, e in tqdm(eval_chunks(self.num_eval, c.eval_batch_size, rank, world), desc=name, unit="chunk",
-                     disable=not (progress and rank == 0)):
-        ref = self.reference_latents(s, e).to(device)
-        z = ref if sample_fn is None else sample_fn(self.noise[s:e].to(device), self.cond_at(s, e, device), s)
-        sq += torch.stack([(z.float() - ref).square().sum().double(), torch.tensor(float(z.numel()), dtype=torch.float64, device=device)])
-        paths = [images_dir / f"{i}.jpg" for i in range(s, e)]
-        if sample_fn is not None: save_jpeg(to_uint8(self.decode(z)), paths)
-        ref_images = None if have_ref else load_jpeg([d / "images" / f"{i}.jpg" for i in range(s, e)])
-        sm.update(load_jpeg(paths), reference=ref_images, prompts=self.prompts[s:e])
-        kept += [(i, z[i - s].float().cpu()) for i in range(s, min(e, keep))]
-    if world > 1:
-        sm.reduce(acc); sq = acc.reduce(sq, "sum")
-        from accelerate.utils import gather_object
-        kept = gather_object(kept)
-    if have_ref: sm.state.update({k: v.to(device) for k, v in torch.load(ref_cache).items()})
-    else:
-        if acc is None or acc.is_main_process or not shard:
-            _save_chunk({k: v.cpu() for k, v in sm.state.items() if ".ref." in k}, ref_cache)
-        _wait(acc, shard)
-    kept = sorted(kept, key=lambda t: t[0])
-    return dict(ode_error=float(sq[0] / sq[1]), **sm.compute()), torch.stack([z for _, z in kept]) if kept else None
-
-@patch
-def reference(self: SDXLPreset, teacher_eps, device, acc=None, shard: bool = False, progress: bool = True) -> dict:
-    "The teacher's reference (built or resumed) and its Table 1 rows, N steps and plain DDIM in k steps (cached in metrics.json)."
-    c, d = self.cfg, self.build_reference(teacher_eps, device, acc, shard, progress)
-    path, key = d / "metrics.json", self._metrics_key()   # the rows are reused only if scored by the same networks
-    cached = json.loads(path.read_text()) if path.exists() else {}
-    rows = cached.get("rows", {}) if {k: cached.get(k) for k in key} == key else {}
-    def score(k, sample):                       # sample None: the reference itself (ODE error and FDs 0)
-        fn = None if sample is None else (lambda z, cond, s: sample(z, cond))
-        where = d / "images" if sample is None else d / f"ddim_{k}_steps"
-        return self.evaluate_samples(f"teacher {k}-step", fn, where, device, acc, shard, progress)[0]
-    done = len(rows)
-    rows = self.teacher_rows(score, teacher_eps, self.alphas_cumprod.to(device), rows)
-    if len(rows) > done and (acc is None or acc.is_main_process or not shard):
-        atomic_write(path, lambda p: p.write_text(json.dumps(dict(**key, rows=rows), indent=1)))
-    _wait(acc, shard)
-    return dict(samples=self.reference_latents(0, min(KEEP, self.num_eval)), metrics=rows, dir=str(d))
-
-@patch
-def _metrics_key(self: SDXLPreset) -> dict:
-    "What the cached teacher rows and reference features depend on besides the images: the metric networks."
-    from directcms.image_metrics import DINOV2_MODEL, CLIP_MODEL
-    return dict(metrics=sorted(self.metric_models), metrics_weights=repr(self.cfg.metrics_weights),
-                networks=[DINOV2_MODEL, CLIP_MODEL, JPEG_QUALITY])
-
-@patch
-def _metrics_key_hash(self: SDXLPreset) -> str:
-    import hashlib
-    return hashlib.sha256(json.dumps(self._metrics_key(), sort_keys=True).encode()).hexdigest()[:12]
-
-@patch
-def evaluate_student(self: SDXLPreset, student, teacher_eps, acc=None, shard: bool = False, progress: bool = True):
-    "(metrics, extra): Table 1 rows of the k-step student for each k in eval_steps, images in output_dir/images/<k>_steps."
-    c = self.cfg
-    device = acc.device if acc is not None else torch.device("cpu")
-    ref = self.reference(teacher_eps, device, acc, shard, progress)
-    ac, metrics, samples = self.alphas_cumprod.to(device), {}, {}
-    for k in c.eval_steps:
-        def fn(z, cond, start, k=k):
-            g = torch.Generator().manual_seed(_chunk_seed(c.seed, k, start))
-            return cm_sample(student, z, ac, k, c.num_intervals, cond, generator=g)
-        metrics[str(k)], samples[k] = self.evaluate_samples(f"{k}-step student", fn, Path(c.output_dir) / "images" / f"{k}_steps",
-                                                            device, acc, shard, progress)
-    return metrics, dict(reference=ref, samples=samples)

@@ -61,37 +61,55 @@ def _check_batch(x, cond, **per_sample):
             raise ValueError(f"{name} has shape {tuple(v.shape)}; its first dimension must be the batch size "
                              f"{x.shape[0]} of x")
 
-def _check_grid(timesteps):
+def _check_grid(timesteps, per_sample=False):
+    "A 1-D strictly descending grid of at least 2 values; with per_sample also a 2-D one (a row per sample, checked where walked)."
+    if per_sample and timesteps.ndim == 2 and timesteps.shape[1] >= 2: return
     if timesteps.ndim != 1 or len(timesteps) < 2 or not (timesteps[1:] < timesteps[:-1]).all():
-        raise ValueError(f"timesteps must be a 1-D strictly descending grid of at least 2 values, got {timesteps.tolist()}")
+        raise ValueError(f"timesteps must be a 1-D strictly descending grid of at least 2 values"
+                         f"{' (or one such row per sample)' if per_sample else ''}, got {timesteps.tolist()}")
 
-def solve(eps_fn, x, timesteps, alphas_cumprod, solver="ddim", cond=None):
-    "Integrate the probability-flow ODE for the whole batch along a descending grid (ending at -1 means data)."
+def solve(eps_fn, x, timesteps, alphas_cumprod, solver="ddim", cond=None, callback=None):
+    "Integrate the probability-flow ODE for the whole batch along a descending grid (ending at -1 means data); `callback(dict(i, idx, t, t_next, x))` sees the state after each step."
     step, cond, timesteps = get_solver(solver), cond or {}, torch.as_tensor(timesteps).long().to(x.device)
     _check_grid(timesteps); _check_batch(x, cond)
     ones = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
-    for s, t in zip(timesteps[:-1], timesteps[1:]):
+    for i, (s, t) in enumerate(zip(timesteps[:-1], timesteps[1:])):
         x = step(eps_fn, x, s * ones, t * ones, alphas_cumprod, **cond)
+        if callback is not None: callback(dict(i=i, idx=torch.arange(len(x), device=x.device), t=s * ones, t_next=t * ones, x=x))
     return x
 
-def solve_between(eps_fn, x, start, stop, timesteps, alphas_cumprod, solver="ddim", cond=None):
-    "Solve sample i from timesteps[start[i]] to timesteps[stop[i]]; pass r takes every active sample's r-th step."
+# %% ../nbs/01_solvers.ipynb #5b1c0e7a
+def _check_walk(timesteps, start, stop):
+    "Raise unless 0 <= start <= stop <= the grid's last index and every step a sample takes on its row of a 2-D grid descends."
+    last = timesteps.shape[-1] - 1
+    if (start < 0).any() or (stop > last).any() or (start > stop).any():
+        raise ValueError(f"need 0 <= start <= stop <= {last}, got start={start.tolist()}, stop={stop.tolist()}")
+    if timesteps.ndim == 2:
+        j = torch.arange(last, device=timesteps.device)
+        walked = (j >= start[:, None]) & (j < stop[:, None])
+        if ((timesteps[:, 1:] >= timesteps[:, :-1]) & walked).any():
+            raise ValueError("each row of a per-sample grid must descend strictly from start to stop")
+
+def solve_between(eps_fn, x, start, stop, timesteps, alphas_cumprod, solver="ddim", cond=None, callback=None):
+    "Solve sample i from timesteps[start[i]] to timesteps[stop[i]] (2-D timesteps: on its own row i); pass r takes every active sample's r-th step, then `callback(dict(i=r, idx, t, t_next, x))`."
     step, cond, timesteps = get_solver(solver), cond or {}, torch.as_tensor(timesteps).long().to(x.device)
     start, stop = torch.as_tensor(start).long().to(x.device), torch.as_tensor(stop).long().to(x.device)
-    _check_grid(timesteps); _check_batch(x, cond, start=start, stop=stop)
-    if (start < 0).any() or (stop > len(timesteps) - 1).any() or (start > stop).any():
-        raise ValueError(f"need 0 <= start <= stop <= {len(timesteps) - 1}, got start={start.tolist()}, stop={stop.tolist()}")
+    _check_grid(timesteps, per_sample=True)
+    grid = {"timesteps": timesteps} if timesteps.ndim == 2 else {}
+    _check_batch(x, cond, start=start, stop=stop, **grid); _check_walk(timesteps, start, stop)
     x, n = x.clone(), stop - start
     for r in range(int(n.max()) if len(n) else 0):
         idx = (n > r).nonzero().squeeze(1)              # samples that still have an r-th step to take
         j = start[idx] + r
-        x[idx] = step(eps_fn, x[idx], timesteps[j], timesteps[j + 1], alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+        t, t_next = (timesteps[idx, j], timesteps[idx, j + 1]) if grid else (timesteps[j], timesteps[j + 1])
+        x[idx] = step(eps_fn, x[idx], t, t_next, alphas_cumprod, **{k: v[idx] for k, v in cond.items()})
+        if callback is not None: callback(dict(i=r, idx=idx, t=t, t_next=t_next, x=x))   # x: written into by later passes
     return x
 
-def solve_to_data(eps_fn, x, start, timesteps, alphas_cumprod, solver="ddim", cond=None):
+def solve_to_data(eps_fn, x, start, timesteps, alphas_cumprod, solver="ddim", cond=None, callback=None):
     "Solve every sample i from timesteps[start[i]] down to data (the Direct CM target, Vouitsis et al. 2024, eq. 6)."
-    stop = torch.full_like(torch.as_tensor(start).long(), len(timesteps) - 1)
-    return solve_between(eps_fn, x, start, stop, timesteps, alphas_cumprod, solver, cond)
+    stop = torch.full_like(torch.as_tensor(start).long(), torch.as_tensor(timesteps).shape[-1] - 1)
+    return solve_between(eps_fn, x, start, stop, timesteps, alphas_cumprod, solver, cond, callback)
 
 # %% ../nbs/01_solvers.ipynb #65a0249e
 class EvalCounter:

@@ -22,8 +22,8 @@ from .digits_metrics import save_sample_grid
 from .presets import preset_class
 
 # %% auto #0
-__all__ = ['build_student', 'split_batch', 'latest_checkpoint', 'save_checkpoint', 'publish_checkpoint', 'prepare_output_dir',
-           'train', 'evaluate', 'run', 'write_results']
+__all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'publish_checkpoint',
+           'prepare_output_dir', 'train', 'evaluate', 'run', 'write_results']
 
 # %% ../nbs/14a_training.ipynb #e1303e18
 def build_student(preset, cfg):
@@ -44,6 +44,19 @@ def split_batch(batch_size: int, num_processes: int) -> int:
         raise ValueError(f"batch_size={batch_size} is invalid: allowed a multiple of the {num_processes} processes "
                          f"(batch_size is the global batch, split evenly across them)")
     return batch_size // num_processes
+
+# %% ../nbs/14a_training.ipynb #9b2329bd
+def make_optimizer(cfg, params, say: bool = True) -> tuple[torch.optim.Optimizer, str]:
+    "(optimizer, name used): torch AdamW, or bitsandbytes' AdamW8bit for optimizer='adamw8bit' where it can run."
+    kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)           # betas (0.9, 0.999), eps 1e-8 in both
+    if cfg.optimizer == "adamw8bit":
+        try:
+            if not torch.cuda.is_available(): raise ImportError("its 8-bit optimisers need CUDA")
+            import bitsandbytes as bnb
+            return bnb.optim.AdamW8bit(params, **kw), "adamw8bit"
+        except ImportError as e:
+            if say: print(f"optimizer=adamw8bit: bitsandbytes unavailable ({e}); training with torch AdamW (fp32 moments)")
+    return torch.optim.AdamW(params, **kw), "adamw"
 
 # %% ../nbs/14a_training.ipynb #3fba81ff
 def latest_checkpoint(output_dir) -> tuple[Path | None, int]:
@@ -95,6 +108,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     "Distil a CM / Direct CM student (Vouitsis et al. 2024) with accelerate; returns the student and run facts."
     from accelerate import Accelerator
     out = prepare_output_dir(cfg)
+    preset_class(cfg.preset).prefetch(cfg)     # downloads before the process group: no rank waits on a barrier for them
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
     if cfg.eval_every and acc.num_processes > 1 and cfg.preset != "digits":
@@ -107,17 +121,20 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     student, teacher_eps = build_student(preset, cfg)
     ema = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.target == "ema" else None)
+    ema_eval = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.eval_ema_decay), use_buffers=True)
+                if cfg.eval_ema_decay is not None else None)        # evaluated beside the student, never trained on
     params = [p for p in student.parameters() if p.requires_grad]      # fp32 (build_student)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt, used = make_optimizer(cfg, params, say=acc.is_main_process)
     student, opt = acc.prepare(student, opt)
     lean = any(not p.requires_grad for p in student.parameters())    # LoRA: checkpoints keep the adapters alone
     if lean: acc.register_save_state_pre_hook(_keep_trainable)
     preset.to(acc.device)
-    if ema is not None: ema.to(acc.device); acc.register_for_checkpointing(ema)
+    for avg in (ema, ema_eval):
+        if avg is not None: avg.to(acc.device); acc.register_for_checkpointing(avg)
     ckpt, start = latest_checkpoint(out) if cfg.resume else (None, 0)
     log_path = out / "log.jsonl"
     if ckpt is not None:
-        if lean: _check_lean_checkpoint(ckpt, student)
+        if lean: _check_lean_checkpoint(ckpt, acc.unwrap_model(student))   # saved under the unwrapped names
         acc.load_state(str(ckpt), strict=not lean)     # a lean checkpoint holds no frozen weights
         if acc.is_main_process: truncate_jsonl(log_path, start); print(f"resumed from {ckpt}")
     elif acc.is_main_process and log_path.exists(): log_path.unlink()
@@ -130,7 +147,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     bar = tqdm(range(start, end), initial=start, total=cfg.max_steps, unit="step", desc=f"{cfg.loss}",
                disable=not (progress and acc.is_main_process), mininterval=1)
     # a preset may decode its data in DataLoader workers: the items of steps start..end-1, drawn as batch(g, n) would
-    loader = preset.train_loader(start, end, acc.process_index, n)
+    loader = preset.train_loader(start, end, acc.process_index, n, acc.num_processes)
     batches = iter(loader) if loader is not None else None
     step = done = start                         # done: optimiser steps already applied to the weights
     try:
@@ -152,6 +169,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
             opt.step(); opt.zero_grad(set_to_none=True)
             # 6. the target network: EMA of the student (target="ema"); "online" is the student itself
             if ema is not None: ema.update_parameters(acc.unwrap_model(student))
+            if ema_eval is not None: ema_eval.update_parameters(acc.unwrap_model(student))
             done = step + 1
             # 7. log, evaluate, checkpoint
             row = dict(step=step + 1, loss=acc.gather(loss.detach()[None]).mean().item(),
@@ -161,6 +179,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
                 row["grad_norm"] = float(grad_norm) if math.isfinite(float(grad_norm)) else None
             if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps and acc.is_main_process:
                 row["eval"] = evaluate(cfg, preset, acc.unwrap_model(student), teacher_eps, acc)[0]
+                if ema_eval is not None: row["eval_ema"] = evaluate(cfg, preset, ema_eval.module, teacher_eps, acc)[0]
             if acc.is_main_process:
                 append_jsonl(log_path, row)
                 if writer: writer.add_scalar("loss", row["loss"], step + 1)
@@ -173,7 +192,8 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
         bar.close(); batches = None                # the loader's workers end with their iterator
         if writer: writer.close()
     if latest_checkpoint(out)[1] != step: save_checkpoint(acc, out, step, export)
-    return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step)
+    return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step,
+                optimizer=used, ema_eval=None if ema_eval is None else ema_eval.module)
 
 def _global_sum(acc, v):
     "v summed over processes (the global batch's teacher evaluations)."
@@ -185,13 +205,13 @@ def _tensorboard(out):
     return SummaryWriter(str(out / "tensorboard"))
 
 def _keep_trainable(models, weights, output_dir):
-    "accelerate save hook: keep only trainable weights (an SDXL LoRA checkpoint is megabytes, not the frozen UNet's 5 GB)."
+    "accelerate save hook: keep only trainable weights (LoRA 64 on SDXL: 196.8 M fp32 weights and their optimiser state, not the frozen UNet's 5 GB)."
     for m, w in zip(models, weights):
         keep = {n for n, p in m.named_parameters() if p.requires_grad}
         for k in [k for k in w if k not in keep]: del w[k]
 
 def _check_lean_checkpoint(ckpt, model):
-    "A lean checkpoint must hold exactly the trainable weights: else (another process count, other adapters) loading would silently keep the initial ones."
+    "A lean checkpoint must hold exactly the (unwrapped) model's trainable weights: else (other adapters) loading would silently keep the initial ones."
     from safetensors import safe_open
     path = Path(ckpt) / "model.safetensors"
     if not path.exists(): return                             # saved some other way: accelerate's own checks apply
@@ -199,8 +219,7 @@ def _check_lean_checkpoint(ckpt, model):
     want = {n for n, p in model.named_parameters() if p.requires_grad}
     if saved != want:
         raise ValueError(f"{ckpt} holds {len(saved)} trainable tensors that do not match this run's {len(want)} "
-                         f"(e.g. {sorted(saved ^ want)[:2]}); resume with the number of processes it was saved with, "
-                         f"or pass resume=False")
+                         f"(e.g. {sorted(saved ^ want)[:2]}); resume with the settings it was saved with, or pass resume=False")
 
 
 # %% ../nbs/14a_training.ipynb #faf967be
@@ -234,18 +253,21 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     if not (streamed or acc.is_main_process): return {}
     metrics, extra = evaluate(cfg, preset, r["student"], r["teacher_eps"], acc, shard=streamed)
     if not acc.is_main_process: return {}
-    return write_results(cfg, preset, r["student"], metrics, extra, r["steps"], acc.num_processes)
+    return write_results(cfg, preset, r["student"], metrics, extra, r["steps"], acc.num_processes, r["optimizer"],
+                         None if r["ema_eval"] is None else evaluate(cfg, preset, r["ema_eval"], r["teacher_eps"], acc)[0])
 
-def write_results(cfg, preset, student, metrics, extra, steps: int, processes: int = 1, **train_extra) -> dict:
+def write_results(cfg, preset, student, metrics, extra, steps: int, processes: int = 1, optimizer: str = "adamw",
+                  eval_ema: dict | None = None, **train_extra) -> dict:
     "Write a finished run's metrics.json (train facts from its log.jsonl), samples.pt, samples.png and student; returns the metrics."
     out = Path(cfg.output_dir)
     log = read_jsonl(out / "log.jsonl")
     secs = sum(row["sec"] for row in log)
     result = dict(loss=cfg.loss, config=cfg.to_dict(),
-                  train=dict(steps=steps, processes=processes, seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
+                  train=dict(steps=steps, processes=processes, optimizer=optimizer, seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
                              teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0,
                              **train_extra),
                   eval=metrics, teacher=extra["reference"]["metrics"])
+    if eval_ema is not None: result["eval_ema"] = eval_ema
     atomic_json(result, out / "metrics.json")
     n = min(16, len(preset.noise))
     ref, samples = extra["reference"]["samples"][:n], {k: s[:n] for k, s in extra["samples"].items()}

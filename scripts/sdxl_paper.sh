@@ -7,9 +7,11 @@
 #   TEACHER=weights/sdxl VAE=weights/sdxl-vae-fp16-fix DATA=data/laion-aesthetics-6.5 bash scripts/sdxl_paper.sh
 #   NUM_GPUS=8 SEEDS=3 ... bash scripts/sdxl_paper.sh      # accelerate launch over 8 GPUs, 3 seeds per loss
 #
-# TEACHER and VAE are local folders (or hub ids on a machine with internet); DATA is an image-caption folder
-# (images plus metadata.csv or metadata.jsonl with file_name and text). METRICS_WEIGHTS is a Python dict literal
-# of metric weights, e.g. "{'aesthetic_weights': 'weights/sac+logos+ava1-l14-linearMSE.pth'}".
+# TEACHER and VAE are local folders (or hub ids on a machine with internet: fetched before the processes start);
+# DATA is an image-caption folder (images plus metadata.csv or metadata.jsonl with file_name and text). Needs
+# `pip install -e ".[paper]"`. METRICS_WEIGHTS is a Python dict literal of local metric weights for a machine without
+# internet, e.g. "{'aesthetic_weights': 'weights/sac+logos+ava1-l14-linearMSE.pth', 'clip_model': 'weights/clip'}";
+# every metric of Table 1 is checked before training starts, and a missing one stops the run naming what to provide.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to the image-caption folder}"

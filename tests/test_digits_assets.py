@@ -9,7 +9,7 @@ import torch
 from directcms import digits, digits_metrics, presets
 from directcms.config import TrainConfig
 from directcms.digits import ASSETS_COMMAND, SHIPPED_DIR, WEIGHTS_NAME, file_sha256, shipped_teacher_dir, teacher_info
-from directcms.evaluation import make_digits_assets, shipped_classifier, teacher_quality
+from directcms.digits_metrics import make_digits_assets, shipped_classifier, teacher_quality
 from directcms.training import run
 
 TINY = dict(max_steps=2, batch_size=8, num_intervals=10, num_eval=32, eval_every=0, checkpoint_every=2)

@@ -14,7 +14,8 @@ from directcms.guidance import cfg_eps, null_class
 from directcms.parameterization import ConsistencyModel
 from directcms.schedules import timestep_grid
 from directcms.solvers import solve_between
-from directcms.science import analytic_group, distill, distill_ensemble, _teacher_targets
+from directcms.ensemble import distill, distill_ensemble
+from directcms.sweeps import analytic_group
 
 
 def gen(seed):
@@ -76,8 +77,9 @@ def test_ensemble_write_to_and_checks():
                                         torch.zeros(2, 1).long())
 
 
-def test_teacher_targets_are_solve_between(gmm3):
-    "Rows on two grids (N = 10 and 25) in one solve; each k-step state is solve_between's on the row's own grid."
+def test_per_sample_grids_and_callback_are_solve_between(gmm3):
+    "Rows on two grids (N = 10 and 25) in one solve_between (a grid per sample), the states its callback sees after k"
+    "passes (the ensemble's k-step targets) equal solve_between on each row's own grid."
     B, ac = 30, gmm3.alphas_cumprod
     teacher = cfg_eps(gmm3.eps_model, 2.0, null_class(gmm3.num_classes))
     x = torch.randn(2 * B, 3, dtype=torch.float64, generator=gen(5))
@@ -87,13 +89,15 @@ def test_teacher_targets_are_solve_between(gmm3):
     start = torch.cat([torch.randint(0, 10, (B,), generator=gen(6)), torch.randint(0, 25, (B,), generator=gen(8))])
     longest = 12
     n = (torch.tensor([10] * B + [25] * B) - start).clamp(max=longest)
-    snap = _teacher_targets(teacher, x, start, n, grids, ac, dict(y=y), {1, 3, 7, 12})
-    assert set(snap) == {1, 3, 7, 12}
-    for s, v in snap.items():
+    seen = {}
+    end = solve_between(teacher, x, start, start + n, grids, ac, "ddim", dict(y=y),
+                        callback=lambda st: seen.update({st["i"] + 1: st["x"].clone()}))
+    assert sorted(seen) == list(range(1, longest + 1)) and torch.equal(seen[longest], end)
+    for s in (1, 3, 7, 12):
         for rows, N, grid in ((slice(0, B), 10, g10), (slice(B, 2 * B), 25, g25)):
             ref = solve_between(teacher, x[rows], start[rows], (start[rows] + s).clamp(max=N), grid, ac, "ddim",
                                 dict(y=y[rows]))
-            assert torch.allclose(v[rows], ref, rtol=0, atol=1e-13), (s, N)
+            assert torch.allclose(seen[s][rows], ref, rtol=0, atol=1e-13), (s, N)
 
 
 @pytest.mark.parametrize("w", [1.0, 3.0])

@@ -6,11 +6,12 @@ from pathlib import Path
 LIB = Path(__file__).resolve().parents[1] / "directcms"
 
 LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
-    ("core", {"schedules", "solvers", "guidance", "parameterization", "losses", "sampling", "lora", "analytic"}),
-    ("support", {"runio", "config", "digits", "digits_metrics", "evaluation", "image_metrics"}),
-    ("presets", {"presets", "sdxl"}),
+    ("core", {"schedules", "solvers", "guidance", "parameterization", "losses", "sampling", "lora", "analytic",
+              "distances"}),
+    ("support", {"runio", "config", "digits", "digits_metrics", "image_metrics", "guidance_measures"}),
+    ("presets", {"presets", "sdxl", "sdxl_eval"}),
     ("runs", {"training", "digits_ensemble"}),
-    ("results", {"results", "science", "digits_study"}),
+    ("results", {"results", "science", "digits_study", "testbed", "ensemble", "sweeps", "convergence", "late_window"}),
 ]
 LAYER = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 

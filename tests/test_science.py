@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 import pytest
 import torch
-import directcms.science as sci
-from directcms.science import (analytic_experiment, analytic_grid, run_analytic_sweep, run_key, digits_configs,
-                               digits_finished, run_digits_sweep, flatten, compare, verdict)
+import directcms.convergence as conv
+import directcms.sweeps as sweeps
+from directcms.testbed import run_key, analytic_settings
+from directcms.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
+                              run_digits_sweep, SCALES)
+from directcms.science import flatten, compare, sweep_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
@@ -34,7 +37,7 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
     assert "digits" in verdict_text.lower()
     assert "Headline: 1-step samples" in verdict_text and "2- and 4-step samples, apart" in verdict_text
     assert "expected by chance" in verdict_text
-    smoke = sci.SCALES["smoke"]
+    smoke = SCALES["smoke"]
     n_analytic = len(analytic_grid(**smoke["analytic"]))
     assert len(list((runs / "science" / "analytic").glob("*.json"))) == n_analytic
     d = smoke["digits"]
@@ -45,13 +48,13 @@ def test_science_notebook_smoke(tmp_path, monkeypatch):
 
 def test_analytic_run_is_cached(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill_ensemble                 # analytic_group trains the runs to do as one ensemble
-    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend((m["N"], m["k"]) for m in a[3]) or real(*a, **k))
+    real = sweeps.distill_ensemble                 # analytic_group trains the runs to do as one ensemble
+    monkeypatch.setattr(sweeps, "distill_ensemble", lambda *a, **k: calls.extend((m["N"], m["k"]) for m in a[3]) or real(*a, **k))
     kw = dict(d=2, w=1.0, N=10, width="small", seed=0, **TINY)
     r1 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)
     assert calls == [(10, 1)]
     files = list(tmp_path.glob("*.json"))
-    assert [p.name for p in files] == [f"{run_key(sci.analytic_settings(k=1, **kw))}.json"]
+    assert [p.name for p in files] == [f"{run_key(analytic_settings(k=1, **kw))}.json"]
     r2 = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **kw)       # finished: read, not run
     assert r2 == r1 and calls == [(10, 1)]
     other = analytic_experiment(tmp_path, tmp_path / "cache", k=1, **{**kw, "train_steps": 3})   # other sizes: new run
@@ -60,8 +63,8 @@ def test_analytic_run_is_cached(tmp_path, monkeypatch):
 
 def test_sweep_skips_finished_runs(tmp_path, monkeypatch):
     calls = []
-    real = sci.distill_ensemble
-    monkeypatch.setattr(sci, "distill_ensemble", lambda *a, **k: calls.extend(m["k"] for m in a[3]) or real(*a, **k))
+    real = sweeps.distill_ensemble
+    monkeypatch.setattr(sweeps, "distill_ensemble", lambda *a, **k: calls.extend(m["k"] for m in a[3]) or real(*a, **k))
     grid = dict(N=[10], w=[3.0], d=[2], width=["small"], seeds=1, **TINY)
     first = run_analytic_sweep(analytic_grid(k=[1, "all"], **grid), tmp_path, workers=1, progress=False)
     assert calls == [1, "all"]
@@ -115,7 +118,7 @@ def test_verdict_logic_on_synthetic_numbers():
     assert cmp["agree"]["outcome"] == "consistent"
     assert cmp["flat"]["outcome"] == "unresolved samples"
     assert cmp["noise"]["outcome"] == "unresolved ODE"
-    v = verdict(list(cmp.values()))
+    v = sweep_verdict(list(cmp.values()))
     assert "Of 4 comparisons" in v and "3 differ in ODE error by more than 2 standard errors" in v
     assert "significantly worse samples (sliced W2) in 1, significantly better samples in 1, and no resolved difference in 1" in v
     assert "in 1 setting(s): d=2, N=10, w=3, width=paper" in v and "None" not in v   # rows without a budget
@@ -132,9 +135,9 @@ def test_verdict_logic_on_synthetic_numbers():
 
 
 def test_verdict_needs_seeds_and_reports_consistency():
-    assert verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, seeds=1))).startswith("Not assessed")
-    assert "never came with significantly worse samples" in verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 0.5)}})))
-    assert verdict([]).startswith("No comparisons")
+    assert sweep_verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, seeds=1))).startswith("Not assessed")
+    assert "never came with significantly worse samples" in sweep_verdict(compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 0.5)}})))
+    assert sweep_verdict([]).startswith("No comparisons")
     # identical numbers over seeds (SE 0) still count when the difference is not 0
     assert compare(_rows({"a": {1: (1.0, 1.0), "all": (0.5, 1.5)}}, noise=0.0))[0]["outcome"] == "inconsistent"
 
@@ -159,7 +162,7 @@ def test_chance_level_counts_only_comparisons_that_can_be_null():
     assert 120 * p5 > 6 and expected < 1
     s = chance_sentence(cs)
     assert f"about {expected:.1f} false 'worse' are expected; observed 7 ({7 / expected:.1f}x)" in s
-    assert "Chance level" in verdict(cs)
+    assert "Chance level" in sweep_verdict(cs)
 
 
 def test_degenerate_settings_are_students_narrower_than_the_data():
@@ -193,20 +196,20 @@ def test_convergence_notebook_smoke(tmp_path, monkeypatch):
 def test_convergence_resumes_after_a_kill(tmp_path, monkeypatch):
     "A run killed between state saves resumes from its state and ends with the measures of an uninterrupted run."
     kw = dict(fit_steps=10, batch_size=16, num_eval=64, first_eval=8, max_steps=32, save_every=5)
-    mem = sci.convergence_members([1, "all"], 2)
-    whole = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "a", tmp_path / "c", progress=False, **kw)
-    train, calls = sci.EnsembleDistiller.train, []
+    mem = conv.convergence_members([1, "all"], 2)
+    whole = conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "a", tmp_path / "c", progress=False, **kw)
+    train, calls = conv.EnsembleDistiller.train, []
     def dies(self, steps):
         calls.append(steps)
         if len(calls) == 4: raise KeyboardInterrupt           # the 4th chunk: after saves at steps 5, 8 and 10
         return train(self, steps)
-    monkeypatch.setattr(sci.EnsembleDistiller, "train", dies)
+    monkeypatch.setattr(conv.EnsembleDistiller, "train", dies)
     with pytest.raises(KeyboardInterrupt):
-        sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
-    monkeypatch.setattr(sci.EnsembleDistiller, "train", train)
+        conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    monkeypatch.setattr(conv.EnsembleDistiller, "train", train)
     state = torch.load(next((tmp_path / "b").glob("*.pt")), weights_only=False)
     assert state["step"] == 10
-    again = sci.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
+    again = conv.convergence_setting(2, 10, 3.0, mem, tmp_path / "b", tmp_path / "c", progress=False, **kw)
     assert [c["step"] for c in again["curves"]] == [0, 8, 16, 32]
     for a, b in zip(again["curves"], whole["curves"]):
         for qa, qb in zip(a["members"], b["members"]):
@@ -214,8 +217,8 @@ def test_convergence_resumes_after_a_kill(tmp_path, monkeypatch):
 
 
 def test_convergence_grid_checks_before_work():
-    with pytest.raises(ValueError, match="settings"): sci.convergence_grid("converged", dict(settings=[[7, 3.0]]))
-    with pytest.raises(ValueError, match="k="): sci.convergence_grid("converged", dict(k=[0]))
-    with pytest.raises(ValueError, match="batch_size"): sci.convergence_grid("converged", dict(batch_size=0))
-    g = sci.convergence_grid("converged")
-    assert g["d"] == [2, 16, 64] and g["seeds"] == 5 and sci.CONVERGENCE_DEFAULTS["max_steps"] >= 20000
+    with pytest.raises(ValueError, match="settings"): conv.convergence_grid("converged", dict(settings=[[7, 3.0]]))
+    with pytest.raises(ValueError, match="k="): conv.convergence_grid("converged", dict(k=[0]))
+    with pytest.raises(ValueError, match="batch_size"): conv.convergence_grid("converged", dict(batch_size=0))
+    g = conv.convergence_grid("converged")
+    assert g["d"] == [2, 16, 64] and g["seeds"] == 5 and conv.CONVERGENCE_DEFAULTS["max_steps"] >= 20000

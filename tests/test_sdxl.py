@@ -7,54 +7,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-def _tokenizer(d):
-    from transformers import CLIPTokenizer
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    toks = ["<|startoftext|>", "<|endoftext|>", *letters, *(c + "</w>" for c in letters)]
-    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(toks)}))
-    (d / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), model_max_length=16)
-
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory):
     "A tiny SDXL pipeline (UNet with text_time embedding, two CLIP encoders, VAE, tokenizers) and a 4-image caption folder."
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-    from PIL import Image
+    from directcms.sdxl import tiny_sdxl as build, tiny_caption_folder
     root = tmp_path_factory.mktemp("sdxl")
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
-                                transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
-                                cross_attention_dim=64, norm_num_groups=8)
-    tc = CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
-                        num_attention_heads=4, num_hidden_layers=2, vocab_size=60, max_position_embeddings=16,
-                        hidden_act="gelu", projection_dim=32)
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    sched = EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
-                                   timestep_spacing="leading")
-    tok_dir = root / "tok"; tok_dir.mkdir()
-    tok = _tokenizer(tok_dir)
-    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(tc), text_encoder_2=CLIPTextModelWithProjection(tc),
-                                     tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=sched)
-    pipe.save_pretrained(root / "teacher")
-    data = root / "data"; data.mkdir()
-    rng = np.random.default_rng(0)
-    rows = []
-    for i, (h, w) in enumerate([(64, 64), (80, 64), (64, 96), (70, 70)]):
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(data / f"{i}.png")
-        rows.append(f"{i}.png,a picture number {'abcd'[i]}")
-    (data / "metadata.csv").write_text("file_name,text\n" + "\n".join(rows) + "\n")
+    build(root / "teacher"); tiny_caption_folder(root / "data")
     return root
 
 def _params(root, loss, out):
     return dict(preset="sdxl-paper", loss=loss, teacher=str(root / "teacher"), data=str(root / "data"), resolution=64,
                 batch_size=2, max_steps=2, num_intervals=10, eval_steps=[1, 4], num_eval=2, eval_batch_size=2,
                 lora_rank=4, mixed_precision="no", checkpoint_every=1, assets_dir=str(root / "assets"),
-                output_dir=str(out), vae="")
+                output_dir=str(out), vae="", metrics_weights={"missing": "skip"})   # no metric networks offline
 
 @pytest.mark.parametrize("loss", ["cm", "direct"])
 def test_sdxl_train_notebook_and_stock_diffusers(tiny_sdxl, loss, tmp_path):
@@ -113,3 +78,17 @@ def test_accelerate_launch_two_processes_cpu(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["train"]["steps"] == 3 and m["train"]["processes"] == 2
     assert [json.loads(l)["step"] for l in (out / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_paper_run_stops_before_step_1_when_a_metric_is_missing(tiny_sdxl, tmp_path):
+    "Without metric networks (offline) or the paper extra, a paper run stops before any model loads, naming what to install."
+    import importlib.util
+    from directcms.config import TrainConfig
+    from directcms.image_metrics import MetricsUnavailable, PAPER_EXTRA
+    from directcms.training import run
+    p = {**_params(tiny_sdxl, "cm", tmp_path / "out"), "metrics_weights": {}}
+    with pytest.raises(MetricsUnavailable) as e: run(TrainConfig.from_params(p), progress=False)
+    msg = str(e.value)
+    assert all(f"{m}: " in msg for m in ("fid", "fd_dinov2", "clip_score", "aesthetic_score")), msg
+    if importlib.util.find_spec("torch_fidelity") is None: assert PAPER_EXTRA in msg      # the extra is not installed
+    assert not (tmp_path / "out" / "log.jsonl").exists() and not (tmp_path / "out" / "checkpoints").exists()

@@ -25,7 +25,7 @@ def metric_weights(tmp_path_factory):
                              image_size=32, patch_size=8)).save_pretrained(d / "dino")
     torch.save(AestheticPredictor(16).state_dict(), d / "aesthetic.pth")
     return dict(dinov2_model=str(d / "dino"), dinov2_image_size=32, clip_model=str(tiny_clip_dir(d / "clip")),
-                aesthetic_weights=str(d / "aesthetic.pth"))
+                aesthetic_weights=str(d / "aesthetic.pth"), missing="skip")          # FID: no Inception offline
 
 
 def _cfg(root, tmp, weights, **kw):
@@ -45,7 +45,7 @@ def _preset(cfg):
 
 
 def test_reference_resumes_after_a_kill(tiny_sdxl, metric_weights, tmp_path, monkeypatch):
-    import directcms.sdxl as sx
+    import directcms.sdxl_eval as sx
     cfg = _cfg(tiny_sdxl, tmp_path / "a", metric_weights, num_eval=6, eval_batch_size=2)
     preset, _, teacher_eps = _preset(cfg)
     saved, real = [], sx._save_chunk
@@ -117,21 +117,29 @@ def test_streaming_memory_does_not_grow_with_samples(tiny_sdxl, metric_weights, 
     assert _live_bytes() - before >= 12 * per_sample
 
 
-def test_scores_are_the_jpeg_files(tiny_sdxl, metric_weights, tmp_path):
-    "The student's metrics equal image_metrics of the JPEG files read back from output_dir/images/<k>_steps."
+def test_scores_follow_the_official_order(tiny_sdxl, metric_weights, tmp_path):
+    "As test.py: CLIP and aesthetic scores of each decoded image before it is saved, FD-DINOv2 of the JPEG files read back."
     from directcms.image_metrics import image_metrics
-    from directcms.sdxl import load_jpeg, JPEG_QUALITY
+    from directcms.sdxl_eval import load_jpeg, to_uint8, JPEG_QUALITY
     cfg = _cfg(tiny_sdxl, tmp_path, metric_weights, num_eval=4, eval_batch_size=2, eval_steps=[1])
     preset, student, teacher_eps = _preset(cfg)
     metrics, extra = preset.evaluate_student(student, teacher_eps, progress=False)
-    imgs = load_jpeg([tmp_path / "out" / "images" / "1_steps" / f"{i}.jpg" for i in range(4)])
-    ref = load_jpeg([preset.reference_dir() / "images" / f"{i}.jpg" for i in range(4)])
-    direct = image_metrics(ref, imgs, preset.prompts, metrics=SCORED, models=preset.metric_models, batch_size=3)
-    for k in SCORED: assert metrics["1"][k] == pytest.approx(direct[k], rel=1e-4, abs=1e-6), k
+    jpegs = load_jpeg([tmp_path / "out" / "images" / "1_steps" / f"{i}.jpg" for i in range(4)])
+    decoded = to_uint8(preset.decode(extra["samples"][1]))                  # the 4 samples, before saving
+    ref_jpegs = load_jpeg([preset.reference_dir() / "images" / f"{i}.jpg" for i in range(4)])
+    score = lambda imgs, ref: image_metrics(ref, imgs, preset.prompts, metrics=SCORED, models=preset.metric_models, batch_size=3)
+    before, files = score(decoded, ref_jpegs), score(jpegs, ref_jpegs)
+    assert metrics["1"]["fd_dinov2"] == pytest.approx(files["fd_dinov2"], rel=1e-4, abs=1e-6)
+    for k in ("clip_score", "aesthetic_score"):
+        assert metrics["1"][k] == pytest.approx(before[k], rel=1e-5, abs=1e-7), k
+        assert abs(before[k] - files[k]) > 1e-5, (k, before[k], files[k])     # JPEG changes the score: the test can tell
     assert -1 <= metrics["1"]["clip_score"] <= 1                          # the raw cosine, not 100 cos
     assert extra["samples"][1].shape == (4, 4, 32, 32) and JPEG_QUALITY == 75
     t = extra["reference"]["metrics"]
-    assert set(t) == {"10", "1"} and t["10"]["ode_error"] == 0 and abs(t["10"]["fd_dinov2"]) < 1e-6
+    assert set(t) == {"10", "1", "real"} and t["10"]["ode_error"] == 0 and abs(t["10"]["fd_dinov2"]) < 1e-6
+    assert t["real"]["fd_dinov2"] > 0 and set(t["real"]) == {"fid", "fd_dinov2"}      # the teacher against the data folder
+    ref_decoded = to_uint8(preset.decode(preset.reference_latents(0, 4)))  # the teacher's row: its decoded images too
+    assert t["10"]["clip_score"] == pytest.approx(score(ref_decoded, ref_jpegs)["clip_score"], rel=1e-5, abs=1e-7)
     assert json.loads((preset.reference_dir() / "metrics.json").read_text())["rows"].keys() == t.keys()
 
 
@@ -201,9 +209,12 @@ def test_figures_notebook_sdxl_table1(tiny_sdxl, metric_weights, tmp_path):
                                         runs_dir=str(runs), figures_dir=str(figs), overrides=overrides))
     for f in ("table1.csv", "table1.md", "samples.png", "README.md"): assert (figs / f).stat().st_size > 200, f
     rows = list(csv.DictReader(open(figs / "table1.csv")))
-    assert [(r["method"], int(r["steps"])) for r in rows] == [("Teacher (N = 10 steps, reference)", 10)] + [
+    assert [(r["method"], int(r["steps"])) for r in rows] == [("Teacher (N = 10 steps, reference)", 10),
+                                                             ("Teacher (N = 10 steps) vs real images", 10)] + [
         (m, k) for m in ("Teacher (DDIM, k steps)", "CM", "Direct CM") for k in (1, 2, 4)]
     for c in ("ode_error", "fid", "fd_dinov2", "clip_score", "aesthetic_score"): assert f"{c}_mean" in rows[0]
+    real, rows = rows[1], rows[:1] + rows[2:]
+    assert float(real["fd_dinov2_mean"]) > 0 and all(math.isnan(float(real[f"{c}_mean"])) for c in ("ode_error", "clip_score"))
     for r in rows:
         for c in ("ode_error", "fd_dinov2", "clip_score", "aesthetic_score"): assert math.isfinite(float(r[f"{c}_mean"])), (r, c)
         assert -1 <= float(r["clip_score_mean"]) <= 1

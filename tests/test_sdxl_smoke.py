@@ -10,6 +10,7 @@ def test_sdxl_smoke_tiny(tmp_path):
     r = smoke.main(["--tiny", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work")])
     saved = json.loads((tmp_path / "results" / "sdxl_smoke_tiny.json").read_text())   # strict JSON: no NaN
     assert saved["losses"].keys() == {"cm", "direct"} == r["losses"].keys() and r["failed"] == []
+    assert saved["vae"] == str(tmp_path / "work" / "vae")                          # the preset's separate VAE, not the teacher's
     for loss, m in saved["losses"].items():
         assert m["steps"] == 3 and m["loss_finite"] and m["s_per_step"] > 0, m
         assert m["stock_diffusers"]["lora_loads_and_samples"] and m["stock_diffusers"]["sample_finite"], m["stock_diffusers"]

@@ -20,7 +20,8 @@ def _cfg(root, out, **kw) -> TrainConfig:
     return TrainConfig(**{**dict(preset="sdxl-paper", loss="cm", teacher=str(root / "teacher"), data=str(root / "data"),
                                  vae="", resolution=32, batch_size=2, max_steps=2, num_intervals=10, eval_steps=[1],
                                  num_eval=2, eval_batch_size=2, lora_rank=4, mixed_precision="no", checkpoint_every=100,
-                                 num_workers=0, assets_dir=str(root / "assets32"), output_dir=str(out)), **kw}).validate()
+                                 num_workers=0, assets_dir=str(root / "assets32"), output_dir=str(out),
+                                 metrics_weights={"missing": "skip"}), **kw}).validate()
 
 def _log(out): return [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines()]
 
@@ -86,18 +87,23 @@ def test_batch_size_is_global_and_must_split_across_processes(tiny_sdxl, tmp_pat
         train(cfg, progress=False)
     assert not (tmp_path / "r" / "config.json").exists()          # failed before anything was loaded or written
 
-def test_loader_batches_equal_in_process_batches(tiny_sdxl, tmp_path):
+def test_loader_reads_epochs_with_random_crops_in_workers(tiny_sdxl, tmp_path):
+    "The training images: epochs without replacement and random crops (the official loader), the same in workers and in process."
     from directcms.sdxl import SDXLPreset
-    from directcms.runio import seeded_generator as _step_generator
     cfg = _cfg(tiny_sdxl, tmp_path / "r", num_workers=2, batch_size=3)
     preset = SDXLPreset(cfg, progress=False)
-    loaded = list(preset.train_loader(1, 4, 0, 3))
-    assert len(loaded) == 3
-    for step, item in zip(range(1, 4), loaded):
-        (x_a, c_a), (x_b, c_b) = (preset.batch(_step_generator(0, step, 0), 3, *extra) for extra in ((), (item,)))
-        assert torch.equal(x_a, x_b) and all(torch.equal(c_a[k], c_b[k]) for k in c_a)
-    with pytest.raises(RuntimeError, match="train_loader"):            # a loader out of step with the generator
-        preset.batch(_step_generator(0, 0, 0), 3, loaded[0])
+    workers = list(preset.train_loader(0, 4, 0, 3))
+    preset.cfg.num_workers = 0
+    inproc = list(preset.train_loader(0, 4, 0, 3))
+    assert len(workers) == 4 and all(torch.equal(a["pixels"], b["pixels"]) for a, b in zip(workers, inproc))
+    seen = [int(i) for b in workers for i in b["indices"]]
+    assert sorted(seen[:4]) == [0, 1, 2, 3] and sorted(seen[4:8]) == [0, 1, 2, 3]      # 4 images: each once per epoch
+    crops = {(int(b["indices"][j]), b["crop_top_left"][j]) for b in workers for j in range(3)}
+    assert len({c for i, c in crops if i == 2}) > 1                                     # image 2 (64x96) cropped anew
+    x0, cond = preset.batch(torch.Generator().manual_seed(0), 3, workers[1])
+    assert x0.shape == (3, 4, 16, 16) and cond["time_ids"][:, 2:4].tolist() == [list(c) for c in workers[1]["crop_top_left"]]
+    with pytest.raises(RuntimeError, match="train_loader gave 3 images for a step of 2"):
+        preset.batch(torch.Generator(), 2, workers[0])
 
 def test_resume_with_workers_equals_uninterrupted(tiny_sdxl, tmp_path):
     kw = dict(max_steps=4, checkpoint_every=2, num_workers=2)
@@ -124,7 +130,7 @@ def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
     args = [f"{k}={v!r}" if isinstance(v, (list, dict)) else f"{k}={v}" for k, v in cfg.to_dict().items()
             if k in ("preset", "loss", "teacher", "data", "resolution", "batch_size", "max_steps", "num_intervals", "num_eval",
                      "eval_batch_size", "lora_rank", "mixed_precision", "checkpoint_every", "num_workers", "assets_dir",
-                     "output_dir")]
+                     "output_dir", "metrics_weights")]
     # torchrun, not `accelerate launch --cpu` (which starts a single process): two gloo processes
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
               str(root / "scripts" / "train.py"), "eval_steps=[1]", "vae="]
@@ -140,14 +146,24 @@ def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
     assert not (tmp_path / "odd" / "config.json").exists()
 
 
-def test_lean_checkpoint_of_another_layout_is_refused(tmp_path):
-    "A LoRA checkpoint saved under DDP ('module.' keys) must not load silently into a one-process run (strict=False would skip it)."
+def test_lean_checkpoint_of_other_adapters_is_refused(tmp_path):
+    "A LoRA checkpoint of other trainable tensors (other adapted layers) must not load silently (strict=False would skip it)."
     from safetensors.torch import save_file
     from directcms.training import _check_lean_checkpoint
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
     net[0].requires_grad_(False)
     save_file({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
     _check_lean_checkpoint(tmp_path, net)                                  # the same trainable tensors: fine
-    save_file({"module.1.weight": torch.zeros(2, 2), "module.1.bias": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
-    with pytest.raises(ValueError, match="number of processes"):
+    save_file({"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="settings it was saved with"):
         _check_lean_checkpoint(tmp_path, net)
+
+
+def test_weights_are_fetched_before_the_process_group(tiny_sdxl, tmp_path, monkeypatch):
+    "train calls the preset's prefetch before accelerate sets up its state (no rank waits on a barrier for a download)."
+    from accelerate.state import PartialState
+    from directcms.sdxl import SDXLPreset
+    seen = []
+    monkeypatch.setattr(SDXLPreset, "prefetch", classmethod(lambda cls, cfg: seen.append(dict(PartialState._shared_state))))
+    train(_cfg(tiny_sdxl, tmp_path / "r", max_steps=1), progress=False)
+    assert seen == [{}]                                                    # called once, with no accelerate state yet

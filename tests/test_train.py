@@ -32,7 +32,7 @@ def test_train_notebook(loss, assets, tmp_path):
     _papermill(tmp_path, loss=loss, assets_dir=str(assets), output_dir=str(out), **TINY)
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) >= {"loss", "config", "train", "eval"} and m["loss"] == loss
-    assert set(m["train"]) == {"steps", "processes", "seconds", "sec_per_step", "teacher_evals_per_step"} and m["train"]["steps"] == 3 and m["train"]["processes"] == 1
+    assert set(m["train"]) == {"steps", "processes", "optimizer", "seconds", "sec_per_step", "teacher_evals_per_step"} and m["train"]["steps"] == 3 and m["train"]["processes"] == 1 and m["train"]["optimizer"] == "adamw"
     assert set(m["eval"]) == {"1", "2", "4"}
     for k, v in m["eval"].items():
         assert set(v) == {"ode_error", "fd_real", "fd_teacher", "class_accuracy"}, k
@@ -117,3 +117,28 @@ def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_p
     monkeypatch.setattr(presets.DigitsPreset, "batch", batch)
     run(_cfg(assets, tmp_path / "part", **kw), progress=False)
     _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
+
+
+def test_guidance_measures_at_every_evaluation(assets, tmp_path):
+    "guidance_grid adds w*, gamma, confidence and precision/recall to every evaluation row and to metrics.json."
+    cfg = _cfg(assets, tmp_path / "g", eval_every=2, checkpoint_every=2, max_steps=3, eval_steps=[1], guidance_grid=[2])
+    m = run(cfg, progress=False)
+    keys = {"w_star", "w_star_refined", "gamma_mean", "gamma_median", "confidence", "precision_teacher", "recall_teacher",
+            "precision_real", "recall_real", "fd_w1", "fd_w2", "fd_w3"}
+    assert keys <= set(m["eval"]["1"]) and keys <= set(m["teacher"]["10"])
+    assert m["teacher"]["10"]["w_star"] == 3.0 and abs(m["teacher"]["10"]["gamma_mean"] - 1) < 1e-6
+    log = [json.loads(l) for l in (tmp_path / "g" / "log.jsonl").read_text().splitlines()]
+    assert keys <= set(log[1]["eval"]["1"]) and m["eval"]["1"]["w_star"] in (1.0, 2.0, 3.0)
+
+
+def test_ema_copy_is_evaluated_beside_the_student_and_resumes(assets, tmp_path):
+    "eval_ema_decay: an EMA copy of the weights, evaluated at every evaluation and at the end; a resumed run equals an uninterrupted one."
+    kw = dict(eval_every=2, checkpoint_every=2, max_steps=4, eval_steps=[1], eval_ema_decay=0.5)
+    full = run(_cfg(assets, tmp_path / "full", **kw), progress=False)
+    assert set(full["eval_ema"]["1"]) == set(full["eval"]["1"]) and full["eval_ema"]["1"] != full["eval"]["1"]
+    assert run(_cfg(assets, tmp_path / "part", **kw), progress=False, stop_after=2) == dict(stopped_at=2)
+    part = run(_cfg(assets, tmp_path / "part", **kw), progress=False)
+    assert part["eval_ema"] == full["eval_ema"] and part["eval"] == full["eval"]
+    log = [json.loads(l) for l in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert "eval_ema" in log[1] and log[1]["eval_ema"]["1"] == [json.loads(l) for l in (tmp_path / "full" / "log.jsonl").read_text().splitlines()][1]["eval_ema"]["1"]
+    with pytest.raises(ValueError, match="eval_ema_decay"): TrainConfig(eval_ema_decay=1.0).validate()
