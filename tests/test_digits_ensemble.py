@@ -38,7 +38,8 @@ def max_weight_diff(a, b):
     return max((wa[n] - wb[n]).abs().max().item() for n in wa)
 
 
-@pytest.mark.parametrize("kw", [dict(loss="direct"), dict(loss="cm", target="ema", max_grad_norm=0.5)], ids=["direct", "cm-ema-clip"])
+@pytest.mark.parametrize("kw", [dict(loss="direct", eval_ema_decay=0.9), dict(loss="cm", target="ema", max_grad_norm=0.5)],
+                         ids=["direct-eval-ema", "cm-ema-clip"])
 def test_batched_members_equal_single_runs(assets, tmp_path, kw):
     batched = run_members(cfgs(assets, tmp_path / "b", **kw), progress=False)
     single = [run(c, progress=False) for c in cfgs(assets, tmp_path / "o", **kw)]
@@ -47,10 +48,13 @@ def test_batched_members_equal_single_runs(assets, tmp_path, kw):
         assert max_weight_diff(ob, os_) < WEIGHT_TOL
         assert b["train"]["members"] == 3 and set(b["train"]) - {"members"} == set(s["train"])
         assert b["teacher"] == s["teacher"]
-        for k, row in s["eval"].items():
-            for m, v in row.items(): assert b["eval"][k][m] == pytest.approx(v, rel=METRIC_TOL, abs=1e-6), (k, m)
+        assert b.keys() == s.keys()
+        for part in ("eval", "eval_ema"):
+            for k, row in s.get(part, {}).items():
+                for m, v in row.items(): assert b[part][k][m] == pytest.approx(v, rel=METRIC_TOL, abs=1e-6), (part, k, m)
         lb, ls = log(ob), log(os_)
         assert [r.keys() for r in lb] == [r.keys() for r in ls]
+        assert ("eval_ema" in lb[1]) == ("eval_ema_decay" in kw)
         for rb, rs in zip(lb, ls):
             assert (rb["step"], rb["teacher_evals"], rb["mean_start_index"]) == (rs["step"], rs["teacher_evals"], rs["mean_start_index"])
             assert rb["loss"] == pytest.approx(rs["loss"], rel=METRIC_TOL)
