@@ -12,20 +12,31 @@ from .losses import METRICS
 from .runio import check_params
 
 # %% auto #0
-__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'OPTIMIZERS', 'PATH_FIELDS', 'RESUMABLE', 'TrainConfig']
+__all__ = ['PRESETS', 'LOSSES', 'TARGETS', 'PRECISIONS', 'OPTIMIZERS', 'PATH_FIELDS', 'RESUMABLE', 'PresetEntry', 'TrainConfig']
 
 # %% ../nbs/08_config.ipynb #9ad1c429
-PRESETS = {
-    "digits": dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
+class PresetEntry(dict):
+    "A registry entry: the preset's TrainConfig defaults (the dict itself), its class ('module:Class' until first use) and what it accepts."
+    def __init__(self, cls,                          # a Preset subclass, or its 'module:Class' path (imported when first used)
+                 defaults: dict,                     # TrainConfig fields left at None take these values
+                 needs_data: bool = False,           # data= must name an image-caption folder
+                 num_eval_all: bool = False,         # num_eval=0 means every caption of the data (the paper's test.py)
+                 guidance_measures: bool = False):   # guidance_grid may be set (the digits classifier measures it)
+        super().__init__(defaults)
+        self.cls, self.needs_data, self.num_eval_all, self.guidance_measures = cls, needs_data, num_eval_all, guidance_measures
+
+PRESETS = {   # the one registry of presets: name -> PresetEntry (defaults, class, what it accepts)
+    "digits": PresetEntry("directcms.presets:DigitsPreset", guidance_measures=True, defaults=dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
                    lora_rank=0, mixed_precision="no", ema_decay=0.95, checkpoint_every=50, eval_every=50,
-                   num_eval=500, size=8, teacher_steps=1500, optimizer="adamw"),
+                   num_eval=500, size=8, teacher_steps=1500, optimizer="adamw")),
     # The paper: SDXL + LoRA 64, DDIM N = 100, w = 9, AdamW lr 1e-4 wd 1e-2, global batch 16 (split across GPUs),
     # gradient norm clipped to 1, 250 steps, fp16, 1024 px.
-    "sdxl-paper": dict(num_intervals=100, guidance_scale=9.0, lr=1e-4, weight_decay=1e-2, batch_size=16, max_steps=250,
+    "sdxl-paper": PresetEntry("directcms.sdxl:SDXLPreset", needs_data=True, num_eval_all=True, defaults=dict(
+                       num_intervals=100, guidance_scale=9.0, lr=1e-4, weight_decay=1e-2, batch_size=16, max_steps=250,
                        lora_rank=64, mixed_precision="fp16", ema_decay=0.95, checkpoint_every=50, eval_every=0,
                        num_eval=0, resolution=1024, gradient_checkpointing=True,
                        teacher="stabilityai/stable-diffusion-xl-base-1.0", vae="madebyollin/sdxl-vae-fp16-fix",
-                       eval_batch_size=16, max_grad_norm=1.0, num_workers=4, optimizer="adamw8bit", decode_batch_size=1),
+                       eval_batch_size=16, max_grad_norm=1.0, num_workers=4, optimizer="adamw8bit", decode_batch_size=1)),
 }
 LOSSES = {"cm": 1, "direct": "all"}     # loss name -> teacher steps in the target
 TARGETS = ("online", "ema")
@@ -127,14 +138,15 @@ class TrainConfig:
         if self.resolution is not None and self.resolution % 8: bad("resolution", "a multiple of 8 (64, 512, 1024, ...)")
         if self.gradient_checkpointing is not None and not isinstance(self.gradient_checkpointing, bool):
             bad("gradient_checkpointing", "True or False")
-        if self.preset == "sdxl-paper" and not self.data: bad("data", "the path of an image-caption folder (images + metadata.csv or metadata.jsonl)")
+        entry = PRESETS[self.preset]
+        if entry.needs_data and not self.data: bad("data", "the path of an image-caption folder (images + metadata.csv or metadata.jsonl)")
         if not isinstance(self.metrics_weights, dict): bad("metrics_weights", "a dict such as {'aesthetic_weights': 'path.pth'}")
         gg = self.guidance_grid
         if isinstance(gg, str):                    # papermill -p guidance_grid "1,2,3"
             try: gg = list(ast.literal_eval(gg if "[" in gg else f"[{gg}]"))
             except (ValueError, SyntaxError): bad("guidance_grid", "None or a list of numbers > 0, e.g. [1, 2, 3, 4]")
         if gg is not None:
-            if self.preset != "digits": bad("guidance_grid", "None (the guidance measures are the digits preset's)")
+            if not entry.guidance_measures: bad("guidance_grid", f"None (preset {self.preset!r} has no guidance measures)")
             if (not isinstance(gg, (list, tuple)) or not gg
                     or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in gg)):
                 bad("guidance_grid", "None or a non-empty list of numbers > 0, e.g. [1, 2, 3, 4]")
@@ -159,7 +171,7 @@ class TrainConfig:
             bad("target_steps", "None (from loss), a positive integer, or 'all'")
         if not isinstance(self.resume, bool): bad("resume", "True or False")
         if not isinstance(self.skip_bad_data, bool): bad("skip_bad_data", "True or False")
-        if self.num_eval == 1 or (self.num_eval == 0 and self.preset != "sdxl-paper"):
+        if self.num_eval == 1 or (self.num_eval == 0 and not entry.num_eval_all):
             bad("num_eval", "an integer >= 2 (sdxl-paper: 0 = every caption of data)")
         if isinstance(self.eval_steps, str):       # papermill -p eval_steps "1,2,4" or "[1, 2, 4]"
             try: self.eval_steps = list(ast.literal_eval(self.eval_steps if "[" in self.eval_steps else f"[{self.eval_steps}]"))

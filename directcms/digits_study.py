@@ -58,13 +58,14 @@ def regenerate(run_dir) -> dict:
     from directcms.config import TrainConfig
     from directcms.guidance import cfg_eps
     from directcms.parameterization import ConsistencyModel
-    from directcms.presets import DigitsPreset
+    from directcms.presets import DigitsPreset, preset_class
     from directcms.training import evaluate
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     cfg = TrainConfig(**m["config"]).validate()
-    if cfg.preset != "digits": raise ValueError(f"{run_dir} is a {cfg.preset!r} run: regenerate reads digits runs only")
-    preset = DigitsPreset(cfg, progress=False)
+    if not issubclass(preset_class(cfg.preset), DigitsPreset):
+        raise ValueError(f"{run_dir} is a {cfg.preset!r} run: regenerate reads digits runs only")
+    preset = preset_class(cfg.preset)(cfg, progress=False)
     unet = UNet2DModel.from_pretrained(run_dir / "student").eval().float()
     student = ConsistencyModel(preset.eps_model(unet), preset.alphas_cumprod.float())
     teacher_eps = cfg_eps(preset.eps_model(preset.teacher_net), cfg.guidance_scale, preset.uncond)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 import torch
-from .config import PRESETS, TrainConfig
+from .config import PRESETS, PresetEntry, TrainConfig
 from .guidance import null_class, cfg_eps
 from .sampling import teacher_sample
 from .lora import merged_copy
@@ -19,7 +19,7 @@ from .digits_metrics import (ClassifierFeatures, feature_stats, frechet_distance
 from .guidance_measures import guidance_measures
 
 # %% auto #0
-__all__ = ['PRESET_CLASSES', 'Preset', 'register_preset', 'preset_class', 'DigitsPreset']
+__all__ = ['Preset', 'register_preset', 'preset_class', 'DigitsPreset']
 
 # %% ../nbs/08b_presets.ipynb #62a2be70
 class Preset:
@@ -92,23 +92,20 @@ class Preset:
     def reference_extra(self, ref) -> dict: return {}
 
 # %% ../nbs/08b_presets.ipynb #360a3b49
-PRESET_CLASSES = {"digits": "directcms.presets:DigitsPreset", "sdxl-paper": "directcms.sdxl:SDXLPreset"}
-
-def register_preset(name: str, cls, defaults: dict | None = None):
-    "Make cls (a Preset subclass, or its 'module:Class' path) the preset of that name, with its TrainConfig defaults (config.PRESETS)."
-    PRESET_CLASSES[name] = cls
-    if defaults is not None: PRESETS[name] = defaults
+def register_preset(name: str, cls, defaults: dict, **accepts) -> type:
+    "Register cls (a Preset subclass, or its 'module:Class' path) under name with its TrainConfig defaults (PresetEntry's flags in accepts)."
+    PRESETS[name] = PresetEntry(cls, defaults, **accepts)
     return cls
 
 def preset_class(name: str) -> type:
     "The Preset subclass registered under name (imported from its 'module:Class' path on first use)."
-    if name not in PRESET_CLASSES:
-        raise ValueError(f"preset={name!r} is invalid: allowed one of {list(PRESET_CLASSES)}")
-    cls = PRESET_CLASSES[name]
-    if isinstance(cls, str):
-        module, attr = cls.split(":")
-        cls = PRESET_CLASSES[name] = getattr(importlib.import_module(module), attr)
-    return cls
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is invalid: allowed one of {list(PRESETS)}")
+    entry = PRESETS[name]
+    if isinstance(entry.cls, str):
+        module, attr = entry.cls.split(":")
+        entry.cls = getattr(importlib.import_module(module), attr)
+    return entry.cls
 
 # %% ../nbs/08b_presets.ipynb #d9abf795
 class DigitsPreset(Preset):

@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     preset_class(cfg.preset).prefetch(cfg)     # downloads before the process group: no rank waits on a barrier for them
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
-    if cfg.eval_every and acc.num_processes > 1 and cfg.preset != "digits":
+    if cfg.eval_every and acc.num_processes > 1 and preset_class(cfg.preset).streams_evaluation:
         raise ValueError(f"eval_every={cfg.eval_every} is invalid with {acc.num_processes} processes: allowed 0 (the "
                          f"{cfg.preset} evaluation is sharded over every process at the end of the run)")
     if acc.is_main_process: cfg.save()

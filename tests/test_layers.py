@@ -8,7 +8,7 @@ LIB = Path(__file__).resolve().parents[1] / "directcms"
 LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
     ("core", {"schedules", "solvers", "guidance", "parameterization", "losses", "sampling", "lora", "analytic",
               "distances"}),
-    ("support", {"runio", "config", "digits", "digits_metrics", "image_metrics", "guidance_measures"}),
+    ("support", {"runio", "config", "digits", "digits_metrics", "image_metrics", "guidance_measures", "image_folder"}),
     ("presets", {"presets", "sdxl", "sdxl_eval"}),
     ("runs", {"training", "digits_ensemble"}),
     ("results", {"results", "science", "digits_study", "testbed", "ensemble", "sweeps", "convergence", "late_window"}),

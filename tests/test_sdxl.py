@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory):
     "A tiny SDXL pipeline (UNet with text_time embedding, two CLIP encoders, VAE, tokenizers) and a 4-image caption folder."
-    from directcms.sdxl import tiny_sdxl as build, tiny_caption_folder
+    from directcms.sdxl import tiny_sdxl as build
+    from directcms.image_folder import tiny_caption_folder
     root = tmp_path_factory.mktemp("sdxl")
     build(root / "teacher"); tiny_caption_folder(root / "data")
     return root

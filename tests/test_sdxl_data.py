@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from directcms.sdxl import ImageCaptionFolder
+from directcms.image_folder import ImageCaptionFolder
 
 RNG = np.random.default_rng(0)
 
