@@ -14,7 +14,7 @@ from .schedules import timestep_grid
 from .solvers import solve_between, EvalCounter
 from .losses import ConsistencyLoss
 from .runio import append_jsonl, seeded_generator, truncate_jsonl
-from .presets import preset_class
+from .presets import Preset, preset_class
 from .training import (build_student, evaluate, latest_checkpoint, make_optimizer, prepare_output_dir,
                                 publish_checkpoint, run, write_results)
 
@@ -25,14 +25,20 @@ __all__ = ['MEMBER_FIELDS', 'check_members', 'MemberCounter', 'shared_solve', 'M
 # %% ../nbs/17_digits_ensemble.ipynb #ee4a5df8
 MEMBER_FIELDS = ("seed", "output_dir")      # what the members of one batched run may differ in
 
+def _unbatchable(c) -> str | None:
+    "Why config c cannot be a member of a batched run; None when it can."
+    cls = preset_class(c.preset)
+    if cls.streams_evaluation or cls.train_loader is not Preset.train_loader:
+        return f"preset={c.preset!r} is invalid for a batched run: allowed a preset whose data and evaluation stay in memory (train it with training.run)"
+    if c.lora_rank: return f"lora_rank={c.lora_rank} is invalid for a batched run: allowed 0 (a LoRA student shares the teacher's network; train it with training.run)"
+    if c.mixed_precision != "no": return f"mixed_precision={c.mixed_precision!r} is invalid for a batched run: allowed 'no'"
+
 def check_members(configs) -> list:
     "The validated configs of one batched run; a ValueError, before any compute, for members that differ in more than seed and output_dir."
     cfgs = [c.validate() for c in configs]
     if not cfgs: raise ValueError("configs is empty: a batched run needs at least one member")
     c0 = cfgs[0]
-    if c0.preset != "digits": raise ValueError(f"preset={c0.preset!r} is invalid for a batched run: allowed 'digits' (train others with training.run)")
-    if c0.lora_rank: raise ValueError(f"lora_rank={c0.lora_rank} is invalid for a batched run: allowed 0 (a LoRA student shares the teacher's network; train it with training.run)")
-    if c0.mixed_precision != "no": raise ValueError(f"mixed_precision={c0.mixed_precision!r} is invalid for a batched run: allowed 'no'")
+    if why := _unbatchable(c0): raise ValueError(why)
     base = {k: v for k, v in c0.to_dict().items() if k not in MEMBER_FIELDS}
     for c in cfgs[1:]:
         diff = {k: (base[k], v) for k, v in c.to_dict().items() if k not in MEMBER_FIELDS and base[k] != v}
@@ -199,8 +205,6 @@ def run_members(configs,                            # TrainConfigs that differ o
     return out
 
 # %% ../nbs/17_digits_ensemble.ipynb #9a7aabb2
-def _batchable(c) -> bool: return c.preset == "digits" and not c.lora_rank and c.mixed_precision == "no"
-
 def run_sweep(configs,                              # TrainConfigs of a sweep, in any order
               progress: bool = True,                # a line per group and a bar over its steps
               finished=None                         # finished(cfg) -> True: read its metrics.json, train nothing
@@ -211,11 +215,11 @@ def run_sweep(configs,                              # TrainConfigs of a sweep, i
     groups = {}
     for i, c in enumerate(cfgs):
         if i in done: continue
-        key = json.dumps({k: v for k, v in c.to_dict().items() if k not in MEMBER_FIELDS}, sort_keys=True) if _batchable(c) else f"one-{i}"
+        key = json.dumps({k: v for k, v in c.to_dict().items() if k not in MEMBER_FIELDS}, sort_keys=True) if not _unbatchable(c) else f"one-{i}"
         groups.setdefault(key, []).append(i)
     for n, idx in enumerate(groups.values()):
         if progress: print(f"  [{n + 1}/{len(groups)}] {len(idx)} run(s): {cfgs[idx[0]].output_dir}{' ...' if len(idx) > 1 else ''}")
-        res = run_members([cfgs[i] for i in idx], progress=progress) if _batchable(cfgs[idx[0]]) else [run(cfgs[idx[0]], progress=progress)]
+        res = run_members([cfgs[i] for i in idx], progress=progress) if not _unbatchable(cfgs[idx[0]]) else [run(cfgs[idx[0]], progress=progress)]
         done.update(zip(idx, res))
     if progress: print(f"{len(cfgs)} runs ({len(cfgs) - sum(map(len, groups.values()))} finished before), {time.time() - t0:.0f} s")
     return [done[i] for i in range(len(cfgs))]
