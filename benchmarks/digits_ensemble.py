@@ -18,13 +18,14 @@ that a change of the shared machine's load hits both alike, and prints for CM an
 - an estimate of the 10-seed Table 1 (CM and Direct CM, 1,000 steps, an evaluation every 50 steps) from the batched
   seconds per member-step at the largest S and the measured time of one member's evaluation.
 
-Measured (2-core machine shared with other jobs, 1-min load average 2.5-4.3, ``--threads 1``, 5 steps, 2 repeats;
-ratios of CPU time, as wall-time ratios swung from 0.5x to 2x with the load): Direct CM 1.05x at S = 1, 1.28x at 5,
-1.36x at 10 (0.73 s CPU per member-step batched against about 0.97 s alone); CM 1.05x, 1.03x, 0.99x. CM's weights
-bit-identical, Direct CM's within 2.8e-6 and its metrics within 4.9e-6 (relative); peak memory 1.9 GiB. The teacher's
-cost is its arithmetic (a UNet forward is 30.5 MFLOP a sample: 1.2 ms at batch 8, 0.44-0.47 ms from 128 to 1,280 on
-one thread), so batching saves only the small batches of Direct CM's last passes; CM's step is mostly the student's
-own forward and backward. Estimate of the 10-seed Table 1 printed by that run: 168 min on one thread.
+Measured (2-core machine shared with other jobs, 1-min load average 2-4.3, ``--threads 1``, 5 steps, 2 repeats, two
+runs; ratios of CPU time, as wall times swung up to 10x between identical runs with two threads on the busy cores):
+Direct CM 1.01-1.05x at S = 1, 1.28-1.33x at 5, 1.26-1.36x at 10 (0.73 s CPU per member-step batched against about
+0.96 s alone); CM 0.94-1.05x, 1.03x, 0.99-1.09x. CM's weights bit-identical, Direct CM's within 2.8e-6 and its metrics
+within 4.9e-6 (relative); peak memory 2.0 GiB. The teacher's cost is its arithmetic (a UNet forward is 30.5 MFLOP a
+sample: 1.2 ms at batch 8, 0.44-0.47 ms from 128 to 1,280 on one thread), so batching saves only the small batches of
+Direct CM's last passes; CM's step is mostly the student's own forward and backward. Estimate of the 10-seed Table 1
+printed by these runs: 166-168 min on one thread.
 
 Run from the repository root (about 20 minutes on 2 busy cores):
 
