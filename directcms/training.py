@@ -22,7 +22,8 @@ from .digits_metrics import save_sample_grid
 from .presets import preset_class
 
 # %% auto #0
-__all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'train', 'evaluate', 'run']
+__all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'publish_checkpoint',
+           'prepare_output_dir', 'train', 'evaluate', 'run', 'write_results']
 
 # %% ../nbs/14a_training.ipynb #e1303e18
 def build_student(preset, cfg):
@@ -71,13 +72,27 @@ def save_checkpoint(acc, output_dir, step, export=None, keep: int = 2):
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     acc.wait_for_everyone()
-    if acc.is_main_process:
-        if export is not None: export(tmp)
-        (tmp / "checkpoint.json").write_text(json.dumps(dict(step=step)))
-        if final.exists(): shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in sorted(root.glob("step-*"))[:-keep]: shutil.rmtree(old)
+    if acc.is_main_process: publish_checkpoint(tmp, final, step, export, keep)
     acc.wait_for_everyone()
+
+def publish_checkpoint(tmp, final, step, export=None, keep: int = 2):
+    "Complete a saved state folder tmp (export(tmp), checkpoint.json), rename it to final, keep the newest `keep` checkpoints."
+    if export is not None: export(tmp)
+    (tmp / "checkpoint.json").write_text(json.dumps(dict(step=step)))
+    if final.exists(): shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in sorted(final.parent.glob("step-*"))[:-keep]: shutil.rmtree(old)
+
+def prepare_output_dir(cfg) -> Path:
+    "cfg.output_dir, after refusing a resume of other settings; without resume, its checkpoints, log and metrics removed."
+    out = Path(cfg.output_dir)
+    _check_resumable(cfg, out)
+    if not cfg.resume and out.exists():
+        for p in ("checkpoints", "log.jsonl", "metrics.json"):
+            q = out / p
+            if q.is_dir(): shutil.rmtree(q, ignore_errors=True)     # every process may get here: no race
+            else: q.unlink(missing_ok=True)
+    return out
 
 def _check_resumable(cfg, out):
     "Refuse to resume a run in output_dir whose saved config trains something else (once it has a checkpoint)."
@@ -92,13 +107,7 @@ def _check_resumable(cfg, out):
 def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int | None = None) -> dict:
     "Distil a CM / Direct CM student (Vouitsis et al. 2024) with accelerate; returns the student and run facts."
     from accelerate import Accelerator
-    out = Path(cfg.output_dir)
-    _check_resumable(cfg, out)
-    if not cfg.resume and out.exists():
-        for p in ("checkpoints", "log.jsonl", "metrics.json"):
-            q = out / p
-            if q.is_dir(): shutil.rmtree(q, ignore_errors=True)     # every process may get here: no race
-            else: q.unlink(missing_ok=True)
+    out = prepare_output_dir(cfg)
     preset_class(cfg.preset).prefetch(cfg)     # downloads before the process group: no rank waits on a barrier for them
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
@@ -238,19 +247,27 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     "The main job: train (resuming), evaluate, write metrics.json, samples.png and the student; returns the metrics."
     cfg = cfg.validate()
     r = train(cfg, progress=progress, stop_after=stop_after)
-    acc, preset, out = r["accelerator"], r["preset"], Path(cfg.output_dir)
+    acc, preset = r["accelerator"], r["preset"]
     if r["steps"] < cfg.max_steps: return dict(stopped_at=r["steps"])
     streamed = preset.streams_evaluation             # every process takes its share of the final evaluation
     if not (streamed or acc.is_main_process): return {}
     metrics, extra = evaluate(cfg, preset, r["student"], r["teacher_eps"], acc, shard=streamed)
     if not acc.is_main_process: return {}
+    return write_results(cfg, preset, r["student"], metrics, extra, r["steps"], acc.num_processes, r["optimizer"],
+                         None if r["ema_eval"] is None else evaluate(cfg, preset, r["ema_eval"], r["teacher_eps"], acc)[0])
+
+def write_results(cfg, preset, student, metrics, extra, steps: int, processes: int = 1, optimizer: str = "adamw",
+                  eval_ema: dict | None = None, **train_extra) -> dict:
+    "Write a finished run's metrics.json (train facts from its log.jsonl), samples.pt, samples.png and student; returns the metrics."
+    out = Path(cfg.output_dir)
     log = read_jsonl(out / "log.jsonl")
     secs = sum(row["sec"] for row in log)
     result = dict(loss=cfg.loss, config=cfg.to_dict(),
-                  train=dict(steps=r["steps"], processes=acc.num_processes, optimizer=r["optimizer"], seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
-                             teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0),
+                  train=dict(steps=steps, processes=processes, optimizer=optimizer, seconds=round(secs, 2), sec_per_step=round(secs / max(len(log), 1), 4),
+                             teacher_evals_per_step=float(np.mean([row["teacher_evals"] for row in log])) if log else 0.0,
+                             **train_extra),
                   eval=metrics, teacher=extra["reference"]["metrics"])
-    if r["ema_eval"] is not None: result["eval_ema"] = evaluate(cfg, preset, r["ema_eval"], r["teacher_eps"], acc)[0]
+    if eval_ema is not None: result["eval_ema"] = eval_ema
     atomic_json(result, out / "metrics.json")
     n = min(16, len(preset.noise))
     ref, samples = extra["reference"]["samples"][:n], {k: s[:n] for k, s in extra["samples"].items()}
@@ -260,6 +277,6 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     cols = {f"teacher N={cfg.num_intervals}": preset.images(ref)}
     cols.update({f"{cfg.loss} {k}-step": preset.images(s) for k, s in samples.items()})
     save_sample_grid(out / "samples.png", cols, preset.row_labels(n), title=f"{cfg.preset}: teacher and {cfg.loss} student, same noise")
-    preset.save_student(r["student"], out)
+    preset.save_student(student, out)
     return result
 

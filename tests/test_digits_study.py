@@ -1,6 +1,6 @@
 """digits_seeds.ipynb at a tiny scale trains both losses for 2 seeds, writes its table, CSV and figure, and reuses the
 runs on a second call that trains nothing."""
-import csv, os
+import csv, json, os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +26,8 @@ def test_digits_seeds_notebook_smoke(tmp_path, monkeypatch):
     studies = sorted((runs / "science" / "digits").glob("*/digits_study.json"))
     assert len(studies) == 4
     stamps = [p.stat().st_mtime_ns for p in studies]
+    trained = [json.loads(p.read_text())["train"] for p in (runs / "science" / "digits").glob("*/metrics.json")]
+    assert [t.get("members") for t in trained] == [2] * 4             # each loss's 2 seeds as one batched run (the default)
     metrics = [p.stat().st_mtime_ns for p in (runs / "science" / "digits").glob("*/metrics.json")]
     pm.execute_notebook(str(ROOT / "nbs" / "digits_seeds.ipynb"), str(tmp_path / "d2.ipynb"), cwd=str(tmp_path),
                         kernel_name="python3", progress_bar=False,

@@ -10,7 +10,7 @@ LAYERS = [   # lowest first; README.md "How the code is laid out" draws the same
               "distances"}),
     ("support", {"runio", "config", "digits", "digits_metrics", "image_metrics", "guidance_measures", "image_folder"}),
     ("presets", {"presets", "sdxl", "sdxl_eval"}),
-    ("runs", {"training"}),
+    ("runs", {"training", "digits_ensemble"}),
     ("results", {"results", "science", "digits_study", "testbed", "ensemble", "sweeps", "convergence", "late_window"}),
 ]
 LAYER = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
