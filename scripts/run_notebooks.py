@@ -42,6 +42,8 @@ if __name__ == "__main__":
     if a.changed:
         out = subprocess.run(["git", "diff", "--name-only", "main", "--", "nbs"], capture_output=True, text=True).stdout.split()
         paths += [Path(p) for p in out if Path(p).name[:1].isdigit() and Path(p).exists()]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing: sys.exit(f"no notebook at {missing}")
     failed = []
     for p in dict.fromkeys(paths):
         t = time.time(); ok = run(p.resolve())
