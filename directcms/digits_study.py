@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from .analytic import sliced_wasserstein
 from .digits_metrics import frechet_distance_from_stats, _moments
-from .science import DIGITS_AXES, compare, flatten, mean_se, k_order
+from .science import DIGITS_AXES, compare, result_rows, mean_se, k_order
 
 # %% auto #0
 __all__ = ['LAPLACIAN', 'STUDY_FILE', 'MEASURES', 'QUALITY', 'LOSS_NAMES', 'laplacian_energy', 'high_freq_share', 'pixel_fd',
@@ -88,11 +88,11 @@ def run_measures(run_dir, force: bool = False) -> dict:
     return out
 
 def study_rows(results: list[dict]) -> list[dict]:
-    "science.flatten rows (one per run and sampling steps) of finished digits runs' metrics.json dicts, each with its run_measures."
+    "science.result_rows rows (one per run and sampling steps) of finished digits runs' metrics.json dicts, each with its run_measures."
     rows = []
     for r in results:
         extra = run_measures(r["config"]["output_dir"])
-        rows += [{**row, **extra[str(row["steps"])]} for row in flatten([r])]
+        rows += [{**row, **extra[str(row["steps"])]} for row in result_rows([r])]
     return rows
 
 # %% ../nbs/16_digits_study.ipynb #aad77ff7

@@ -10,11 +10,10 @@ from .testbed import WIDTHS, analytic_settings, run_key
 from .results import k_order, paired_comparisons, outcome_counts, setting_text, chance_sentence, seed_summary
 from .results import mean_se, null_tail, chance_worse, markdown_table, write_csv   # for the notebooks that import them from here
 from .sweeps import digits_configs, digits_finished, run_digits_sweep   # where the digits study's notebooks find them
-summary = seed_summary                     # the names this module had before results.py held them
 
 # %% auto #0
-__all__ = ['summary', 'ANALYTIC_AXES', 'DIGITS_AXES', 'flatten', 'degenerate', 'result_rows', 'compare', 'tally', 'sweep_verdict',
-           'plot_k_sweep', 'plot_capacity', 'plot_gmm2d']
+__all__ = ['ANALYTIC_AXES', 'DIGITS_AXES', 'degenerate', 'result_rows', 'compare', 'tally', 'sweep_verdict', 'plot_k_sweep',
+           'plot_capacity', 'plot_gmm2d']
 
 # %% ../nbs/15_science.ipynb #fb863e56
 ANALYTIC_AXES = ("d", "N", "w", "width", "budget")     # budget = distillation steps
@@ -44,7 +43,6 @@ def result_rows(results: list[dict]) -> list[dict]:
             for st, m in r["eval"].items(): rows.append({**base, "steps": int(st), **m})
     return rows
 
-flatten = result_rows                      # its former name (science.ipynb, tests)
 
 # %% ../nbs/15_science.ipynb #528b9619
 def compare(rows: list[dict], axes=ANALYTIC_AXES, ode: str = "ode_error_teacher", quality: str = "sw",
@@ -104,7 +102,7 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], steps: int = 1, width: st
     ncol = len(ws) + bool(drows)
     fig, axes = plt.subplots(3, max(ncol, 1), figsize=(max(3.6 * ncol, 7.5), 8.4), squeeze=False)
     sel = [r for r in arows if r["steps"] == steps and r["width"] == width]
-    summ = summary(sel, ("d", "N", "w", "budget"), [m for m, _ in metrics] + ["teacher_sw", "floor_sw"])
+    summ = seed_summary(sel, ("d", "N", "w", "budget"), [m for m, _ in metrics] + ["teacher_sw", "floor_sw"])
     pos, many_b = _k_positions({r["k"] for r in sel}), len({r["budget"] for r in summ}) > 1
     for j, w in enumerate(ws):
         for line in sorted({(r["d"], r["N"], r["budget"]) for r in summ if r["w"] == w}, key=str):
@@ -122,7 +120,7 @@ def plot_k_sweep(arows: list[dict], drows: list[dict], steps: int = 1, width: st
     if drows:
         j = ncol - 1
         dsel = [r for r in drows if r["steps"] == steps]
-        dsum = summary(dsel, ("w", "rank", "budget"), ["ode_error", "fd_teacher", "fd_real"])
+        dsum = seed_summary(dsel, ("w", "rank", "budget"), ["ode_error", "fd_teacher", "fd_real"])
         dpos = _k_positions({r["k"] for r in dsel})
         for i, (m, name) in enumerate([("ode_error", "ODE error vs teacher"), ("fd_teacher", "FD vs teacher"),
                                        ("fd_real", "FD vs real digits")]):
@@ -149,7 +147,7 @@ def plot_capacity(arows: list[dict], drows: list[dict], steps: int = 1):
     if sel:
         N = max(r["N"] for r in sel); ws = sorted({r["w"] for r in sel})
         w = 3.0 if 3.0 in ws else ws[len(ws) // 2]
-        summ = summary([r for r in sel if r["N"] == N and r["w"] == w], ("d", "width", "budget"), ["ode_error_teacher", "sw"])
+        summ = seed_summary([r for r in sel if r["N"] == N and r["w"] == w], ("d", "width", "budget"), ["ode_error_teacher", "sw"])
         many_b = len({r["budget"] for r in summ}) > 1
         for j, d in enumerate(ds):
             for b, k in sorted({(r["budget"], r["k"]) for r in summ}, key=lambda t: (str(t[0]), k_order(t[1]))):
@@ -165,7 +163,7 @@ def plot_capacity(arows: list[dict], drows: list[dict], steps: int = 1):
     if drows:
         j = ncol - 1
         dsel = [r for r in drows if r["steps"] == steps]
-        dsum = summary(dsel, ("w", "budget", "rank"), ["ode_error", "fd_real"])     # one line per (k, w, budget)
+        dsum = seed_summary(dsel, ("w", "budget", "rank"), ["ode_error", "fd_real"])     # one line per (k, w, budget)
         ranks = sorted({r["rank"] for r in dsum}, key=lambda r: (r == 0, r))
         rpos = {r: i for i, r in enumerate(ranks)}
         many_w, many_b = len({r["w"] for r in dsum}) > 1, len({r["budget"] for r in dsum}) > 1

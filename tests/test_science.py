@@ -9,7 +9,7 @@ import directcms.sweeps as sweeps
 from directcms.testbed import run_key, analytic_settings
 from directcms.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
                               run_digits_sweep, SCALES)
-from directcms.science import flatten, compare, sweep_verdict
+from directcms.science import result_rows, compare, sweep_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
@@ -88,7 +88,7 @@ def test_digits_sweep_skips_finished_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(directcms.training, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     out = run_digits_sweep(cfgs, progress=False)
     assert len(out) == 4 and all(digits_finished(c) for c in cfgs)
-    rows = flatten(out)
+    rows = result_rows(out)
     assert [(r["k"], r["rank"], r["budget"]) for r in rows] == [(1, 0, 250), (1, 16, 250), ("all", 0, 250), ("all", 16, 250)]
     changed = digits_configs([1], [0], [3.0], [250], 1, str(tmp_path), lr=3e-4)[0]
     assert not digits_finished(changed)                                  # another configuration is not reused
