@@ -19,9 +19,9 @@ from .ensemble import EnsembleDistiller
 from .sweeps import check_seeds
 
 # %% auto #0
-__all__ = ['CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'convergence_members', 'eval_steps', 'plateaued',
-           'convergence_setting', 'convergence_grid', 'run_convergence', 'convergence_rows', 'convergence_summary',
-           'crossings', 'plot_convergence', 'plot_errors']
+__all__ = ['CONVERGENCE_DEFAULTS', 'CONVERGENCE_SCALES', 'CONVERGENCE_METRICS', 'convergence_members', 'training_eval_steps',
+           'plateaued', 'convergence_setting', 'convergence_grid', 'run_convergence', 'convergence_rows',
+           'convergence_summary', 'crossings', 'plot_convergence', 'plot_errors']
 
 # %% ../nbs/43_convergence.ipynb #bd427fbb
 CONVERGENCE_DEFAULTS = dict(num_components=8, num_classes=4, radius=2.0, std=0.15, width=128, depth=3, fit_steps=500,
@@ -34,7 +34,7 @@ def convergence_members(ks, seeds, ema_k1: bool = True) -> list[dict]:
     out = [dict(k=k, seed=s, target="online") for k in ks for s in seeds]
     return out + ([dict(k=1, seed=s, target="ema") for s in seeds] if ema_k1 else [])
 
-def eval_steps(first: int, cap: int) -> list[int]:
+def training_eval_steps(first: int, cap: int) -> list[int]:
     "Log-spaced evaluation steps first * 2^j below cap, then cap // 2 and cap: every step with its half evaluated is one plateau check, the cap included."
     out, s = {0}, first
     while s < cap: out.add(s); s *= 2
@@ -102,7 +102,7 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     members = [dict(N=N, **m) for m in members]
     keyed, jpath, spath = _setting_files(d, N, w, members, s, runs_dir)
     res = json.loads(jpath.read_text()) if jpath.exists() else None
-    steps = eval_steps(s["first_eval"], s["max_steps"])
+    steps = training_eval_steps(s["first_eval"], s["max_steps"])
     if res is not None and (res["stopped"] == "plateau" or res["curves"][-1]["step"] >= s["max_steps"]): return res
     gmm = analytic_teacher(d, s["num_components"], s["num_classes"], s["radius"], s["std"])
     teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod
