@@ -223,6 +223,9 @@ def aesthetic_weights_path(path=None) -> str:
         raise MissingWeights(f"aesthetic score: no predictor weights at {path}; {todo}")
     if cache.is_file(): return str(cache)
     if _offline(): raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and HF_HUB_OFFLINE is set; {todo}")
+    status = _head_status(AESTHETIC_URL, 5.0)             # a quick answer first: urlopen itself has no time limit
+    if status is None or status >= 400:
+        raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and {AESTHETIC_URL} is unreachable; {todo}")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(AESTHETIC_URL, str(cache), progress=False)   # via a temporary file: atomic
@@ -236,7 +239,7 @@ def prefetch_metric_files(inception_weights=None, aesthetic_weights=None, **_) -
     out = []
     for url, given in ((INCEPTION_URL, inception_weights), (AESTHETIC_URL, aesthetic_weights)):
         cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-        if given is None and not cache.is_file() and not _offline():
+        if given is None and not cache.is_file() and not _offline() and (_head_status(url, 5.0) or 999) < 400:
             try: cache.parent.mkdir(parents=True, exist_ok=True); torch.hub.download_url_to_file(url, str(cache), progress=False)
             except Exception: continue
         if cache.is_file(): out.append(str(cache))
