@@ -19,8 +19,8 @@ from .training import (build_student, evaluate, latest_checkpoint, make_optimize
                                 publish_checkpoint, run, write_results)
 
 # %% auto #0
-__all__ = ['MEMBER_FIELDS', 'check_members', 'MemberCounter', 'shared_solve', 'Members', 'train_members', 'run_members',
-           'run_sweep']
+__all__ = ['MEMBER_FIELDS', 'check_members', 'MemberCounter', 'shared_solve', 'Members', 'member_step', 'save_members',
+           'resume_members', 'train_members', 'run_members', 'run_sweep']
 
 # %% ../nbs/17_digits_ensemble.ipynb #ee4a5df8
 MEMBER_FIELDS = ("seed", "output_dir")      # what the members of one batched run may differ in
@@ -92,66 +92,62 @@ class Members:
     def averages(self, i): return [a for a in (self.emas[i], self.evals[i]) if a is not None]   # accelerate's custom states, in train's order
 
 # %% ../nbs/17_digits_ensemble.ipynb #2f592d6c
-def _member_step(self, step: int) -> list[dict]:
+def member_step(m, step: int) -> list[dict]:
     "One optimiser step of every member (training.train's steps 1-6, the teacher solve shared); their log rows."
-    c, L, ts, draws = self.cfgs[0], self.loss, self.grid, []
-    for cfg in self.cfgs:                       # 1.-2. each member's examples, grid indices and noise, from its generator
+    c, L, ts, draws = m.cfgs[0], m.loss, m.grid, []
+    for cfg in m.cfgs:                       # 1.-2. each member's examples, grid indices and noise, from its generator
         g = seeded_generator(cfg.seed, step, 0)
-        x0, cond = self.preset.batch(g, c.batch_size)
+        x0, cond = m.preset.batch(g, c.batch_size)
         draws.append((*L.draw(x0, g), cond))
     start, stop, x_t, cond = zip(*draws)
-    x_stop, evals = shared_solve(self.teacher_eps, x_t, start, stop, cond, ts, self.preset.alphas_cumprod, c.solver)   # 3.
+    x_stop, evals = shared_solve(m.teacher_eps, x_t, start, stop, cond, ts, m.preset.alphas_cumprod, c.solver)   # 3.
     rows = []
-    for i, student in enumerate(self.students):  # 4.-6. each member's loss, clipped optimiser step and EMAs
+    for i, student in enumerate(m.students):  # 4.-6. each member's loss, clipped optimiser step and EMAs
         rng = torch.get_rng_state()
         pred = student(x_t[i], ts[start[i]], **cond[i])
-        target = L.target(self.target(i), x_stop[i], ts[stop[i]], cond[i], rng)
+        target = L.target(m.target(i), x_stop[i], ts[stop[i]], cond[i], rng)
         loss = (L.weight(ts[start[i]]) * L.distance(pred, target)).mean()
         loss.backward()
-        params = self.opts[i].param_groups[0]["params"]
+        params = m.opts[i].param_groups[0]["params"]
         norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm) if c.max_grad_norm else None
-        self.opts[i].step(); self.opts[i].zero_grad(set_to_none=True)
-        for a in self.averages(i): a.update_parameters(student)
+        m.opts[i].step(); m.opts[i].zero_grad(set_to_none=True)
+        for a in m.averages(i): a.update_parameters(student)
         row = dict(step=step + 1, loss=loss.detach().item(), teacher_evals=evals[i], mean_start_index=start[i].float().mean().item())
         if norm is not None: row["grad_norm"] = float(norm) if torch.isfinite(norm) else None
         rows.append(row)
     return rows
 
-Members.step = _member_step
-
 # %% ../nbs/17_digits_ensemble.ipynb #f1f00e26
-def _save(self, step: int, keep: int = 2):
+def save_members(m, step: int, keep: int = 2):
     "Every member's checkpoint of step, as training.save_checkpoint writes it (accelerate's layout, the student exported)."
     from accelerate.checkpointing import save_accelerator_state, save_custom_state
-    for i, (c, student, opt) in enumerate(zip(self.cfgs, self.students, self.opts)):
+    for i, (c, student, opt) in enumerate(zip(m.cfgs, m.students, m.opts)):
         root = Path(c.output_dir) / "checkpoints"
         final, tmp = root / f"step-{step:07d}", root / f".tmp-step-{step:07d}"
         if tmp.exists(): shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_accelerator_state(str(tmp), [student.state_dict()], [opt], [], [], 0, step)
-        for j, a in enumerate(self.averages(i)): save_custom_state(a, str(tmp), j)
-        publish_checkpoint(tmp, final, step, lambda folder, s=student: self.preset.save_student(s, folder), keep)
+        for j, a in enumerate(m.averages(i)): save_custom_state(a, str(tmp), j)
+        publish_checkpoint(tmp, final, step, lambda folder, s=student: m.preset.save_student(s, folder), keep)
 
 def _steps(out) -> set:
     "The steps of the checkpoints in out/checkpoints."
     return {int(p.name.split("-")[1]) for p in (Path(out) / "checkpoints").glob("step-*")}
 
-def _resume(self) -> int:
+def resume_members(m) -> int:
     "Load the newest step every member has a checkpoint of (0: none), drop their later checkpoints, truncate their logs."
     from accelerate.checkpointing import load_accelerator_state, load_custom_state
-    start = max(set.intersection(*[_steps(c.output_dir) for c in self.cfgs]), default=0)
-    for i, (c, student, opt) in enumerate(zip(self.cfgs, self.students, self.opts)):
+    start = max(set.intersection(*[_steps(c.output_dir) for c in m.cfgs]), default=0)
+    for i, (c, student, opt) in enumerate(zip(m.cfgs, m.students, m.opts)):
         out = Path(c.output_dir)
         for s in _steps(out) - {start}:
             if s > start: shutil.rmtree(out / "checkpoints" / f"step-{s:07d}")
         if start: 
             load_accelerator_state(str(out / "checkpoints" / f"step-{start:07d}"), [student], [opt], [], [], 0)
-            for j, a in enumerate(self.averages(i)): load_custom_state(a, str(out / "checkpoints" / f"step-{start:07d}"), j)
+            for j, a in enumerate(m.averages(i)): load_custom_state(a, str(out / "checkpoints" / f"step-{start:07d}"), j)
             truncate_jsonl(out / "log.jsonl", start)
         else: (out / "log.jsonl").unlink(missing_ok=True)
     return start
-
-Members.save, Members.resume = _save, _resume
 
 # %% ../nbs/17_digits_ensemble.ipynb #97c7ccfb
 def train_members(configs,                          # TrainConfigs that differ only in seed and output_dir
@@ -164,7 +160,7 @@ def train_members(configs,                          # TrainConfigs that differ o
     c0, S = cfgs[0], len(cfgs)
     preset_class(c0.preset).prefetch(c0)
     m = Members(cfgs, preset_class(c0.preset)(c0, progress=progress))
-    start = m.resume() if c0.resume else 0
+    start = resume_members(m) if c0.resume else 0
     end = c0.max_steps if stop_after is None else min(c0.max_steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=c0.max_steps, unit="step", desc=f"{c0.loss} x{S}",
                disable=not progress, mininterval=1)
@@ -172,7 +168,7 @@ def train_members(configs,                          # TrainConfigs that differ o
     try:
         for step in bar:
             t0 = time.perf_counter()
-            rows = m.step(step)
+            rows = member_step(m, step)
             done, sec = step + 1, round((time.perf_counter() - t0) / S, 4)
             for i, (c, student, row) in enumerate(zip(cfgs, m.students, rows)):
                 row["sec"] = sec
@@ -181,11 +177,11 @@ def train_members(configs,                          # TrainConfigs that differ o
                     if m.evals[i] is not None: row["eval_ema"] = evaluate(c, m.preset, m.evals[i].module, m.teacher_eps)[0]
                 append_jsonl(Path(c.output_dir) / "log.jsonl", row)
             bar.set_postfix(loss=f"{sum(r['loss'] for r in rows) / S:.4g}")
-            if done % c0.checkpoint_every == 0 and done < end: m.save(done)
+            if done % c0.checkpoint_every == 0 and done < end: save_members(m, done)
     except KeyboardInterrupt:
-        m.save(done); print(f"interrupted: saved the checkpoints of step {done}"); raise
+        save_members(m, done); print(f"interrupted: saved the checkpoints of step {done}"); raise
     finally: bar.close()
-    if any(latest_checkpoint(c.output_dir)[1] != end for c in cfgs): m.save(end)
+    if any(latest_checkpoint(c.output_dir)[1] != end for c in cfgs): save_members(m, end)
     return dict(members=m, steps=end)
 
 # %% ../nbs/17_digits_ensemble.ipynb #6c5c9bff
