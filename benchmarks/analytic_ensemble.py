@@ -1,17 +1,17 @@
 """Benchmark: training the runs of one analytic setting as one ensemble vs. one by one.
 
 The runs of one analytic setting (seeds x target steps k, optionally several N) share the teacher, the data
-distribution and the student architecture. ``directcms.ensemble.distill_ensemble`` trains them as one batched model
-(``directcms.analytic.EnsembleMLPEps``: stacked parameters, ``torch.baddbmm``; one Adam over the stacked tensors;
-one teacher solve per (seed, N) whose intermediate states are the k-step targets). ``directcms.ensemble.distill``
+distribution and the student architecture. ``directcms.science.ensemble.distill_ensemble`` trains them as one batched model
+(``directcms.science.analytic.EnsembleMLPEps``: stacked parameters, ``torch.baddbmm``; one Adam over the stacked tensors;
+one teacher solve per (seed, N) whose intermediate states are the k-step targets). ``directcms.science.ensemble.distill``
 trains one run. This script trains the same members both ways from the same initial weights, checks that every
 member ends with the same weights and losses (float64 weights; the loss is computed in float32 as in
-``directcms.losses.distance``), and prints the throughput ratio one-by-one time / ensemble time.
+``directcms.core.losses.distance``), and prints the throughput ratio one-by-one time / ensemble time.
 
 Members are seeds x k: member (seed, k) starts from ``MLPEps`` weights initialised with ``torch.manual_seed(seed)``
 (the sweeps start from a student fitted to the teacher; the cost per step does not depend on the weights) and
 draws its data from ``_gen(seed, 3)`` as ``distill`` does. The teacher is the exact guided Gaussian-mixture eps
-(``directcms.testbed.analytic_teacher``, guided with scale w by ``GaussianMixture.guided_eps_model``, the same
+(``directcms.science.testbed.analytic_teacher``, guided with scale w by ``GaussianMixture.guided_eps_model``, the same
 numbers as ``cfg_eps`` at about half the work), as ``analytic_group`` uses it.
 
 Timing runs in one process on one thread (``torch.set_num_threads(1)``), the two methods interleaved
@@ -41,10 +41,10 @@ import time
 
 import torch
 
-from directcms.analytic import MLPEps
-from directcms.parameterization import ConsistencyModel
-from directcms.testbed import WIDTHS, analytic_teacher
-from directcms.ensemble import distill, distill_ensemble
+from directcms.science.analytic import MLPEps
+from directcms.core.parameterization import ConsistencyModel
+from directcms.science.testbed import WIDTHS, analytic_teacher
+from directcms.science.ensemble import distill, distill_ensemble
 
 
 def parse_k(v: str):

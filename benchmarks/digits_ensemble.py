@@ -1,8 +1,8 @@
 """Benchmark: the seeds of one digits configuration trained as one batched run vs. one by one.
 
-``directcms.digits_ensemble.run_members`` trains S digits runs that differ only in seed as one run: each member draws
+``directcms.run.digits_ensemble.run_members`` trains S digits runs that differ only in seed as one run: each member draws
 its own examples and noise, the teacher solves every member's samples in one ``solve_between`` (one guided teacher
-call per solver pass), each member takes its own loss and AdamW step. ``directcms.training.run`` trains one run. This
+call per solver pass), each member takes its own loss and AdamW step. ``directcms.run.training.run`` trains one run. This
 script trains the same S members both ways (both start from the teacher's weights, the preset's default setting:
 batch 64, N = 20, w = 3, 500 evaluation samples), the two ways interleaved (batched, one-by-one, batched, ...) so
 that a change of the shared machine's load hits both alike, and prints for CM and Direct CM at each S:
@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from directcms.config import TrainConfig
-from directcms.digits_ensemble import train_members
-from directcms.presets import DigitsPreset
-from directcms.training import build_student, evaluate, run, train, write_results
+from directcms.support.config import TrainConfig
+from directcms.run.digits_ensemble import train_members
+from directcms.presets.base import DigitsPreset
+from directcms.run.training import build_student, evaluate, run, train, write_results
 
 
 def gflops(n: int = 1024, reps: int = 10) -> float:

@@ -4,17 +4,17 @@ The Direct CM target (Vouitsis et al. 2024, eq. 6) solves the teacher's probabil
 sample i from its own start ``timesteps[start[i]]`` down to data. This script computes it two ways, side
 by side, and reports the teacher work and wall-clock time of each:
 
-(a) active-only: ``directcms.solvers.solve_to_data``, which at grid index j evaluates the teacher only on
+(a) active-only: ``directcms.core.solvers.solve_to_data``, which at grid index j evaluates the teacher only on
     the samples whose start has been reached (``start[i] <= j``);
 (b) masked: the loop of the paper's code, which steps the WHOLE batch at every grid index from the
     noisiest start (``start.min()``) down to data and keeps a sample's state fixed until the loop reaches
-    its start: ``x = where(start <= j, ddim_step(...), x)``. It uses ``directcms.solvers.ddim_step``, so
+    its start: ``x = where(start <= j, ddim_step(...), x)``. It uses ``directcms.core.solvers.ddim_step``, so
     both results must agree to float rounding (checked: max abs diff < 1e-4).
 
 The teacher is a small class-conditional diffusers ``UNet2DModel`` (8x8, one channel, random weights,
-10 classes plus the null class 10), guided by ``directcms.guidance.cfg_eps`` with scale w, so every guided
+10 classes plus the null class 10), guided by ``directcms.core.guidance.cfg_eps`` with scale w, so every guided
 evaluation is one network forward on a doubled batch. Teacher work is counted with
-``directcms.solvers.EvalCounter`` wrapped around the guided function: ``images`` is the number of guided
+``directcms.core.solvers.EvalCounter`` wrapped around the guided function: ``images`` is the number of guided
 per-sample evaluations (each costs two rows of the network's batch). With starts drawn uniformly from
 0..N-1, active-only needs about half the evaluations of the masked loop.
 
@@ -40,9 +40,9 @@ import time
 import torch
 from diffusers import UNet2DModel
 
-from directcms.guidance import cfg_eps, null_class
-from directcms.schedules import alphas_cumprod_from_config, timestep_grid
-from directcms.solvers import EvalCounter, ddim_step, solve_to_data
+from directcms.core.guidance import cfg_eps, null_class
+from directcms.core.schedules import alphas_cumprod_from_config, timestep_grid
+from directcms.core.solvers import EvalCounter, ddim_step, solve_to_data
 
 NUM_CLASSES, T = 10, 1000
 

@@ -41,8 +41,8 @@ def phase_breakdown(loss: str = "direct", out_dir: str | None = None, **override
         r = resource.getrusage(resource.RUSAGE_SELF); return r.ru_utime + r.ru_stime
     acc = {p: [0.0, 0.0] for p in PHASES}
     t_wall, t_cpu = time.perf_counter(), cpu()
-    from directcms.config import TrainConfig
-    from directcms import training, presets
+    from directcms.support.config import TrainConfig
+    import directcms.run.training as training; import directcms.presets.base as presets
     import accelerate                             # imported by train() at its start: counted here
     acc["imports"] = [time.perf_counter() - t_wall, cpu() - t_cpu]
     stack = []                                    # nested timers count only in the innermost phase

@@ -19,7 +19,7 @@ def lora_parameters(rank: int = 64) -> int:
     import importlib.util, torch
     from diffusers import UNet2DConditionModel
     sys.path.insert(0, str(ROOT))
-    from directcms.lora import add_lora
+    from directcms.core.lora import add_lora
     spec = importlib.util.spec_from_file_location("sdxl_smoke", ROOT / "benchmarks" / "sdxl_smoke.py")
     smoke = importlib.util.module_from_spec(spec); spec.loader.exec_module(smoke)
     with torch.device("meta"): unet = UNet2DConditionModel(**smoke.SDXL_UNET)

@@ -6,7 +6,7 @@
 Offline and without weights: the SDXL architecture is built from its public configs (UNet 2.6B as in SDXL base 1.0's
 unet/config.json, CLIP ViT-L and OpenCLIP bigG text encoders at full size, SDXL's VAE) with random weights, and saved
 as a diffusers pipeline folder (fp16). Tokenizers are written locally (a letters-only vocabulary, as in the tests).
-A synthetic caption folder of 64 images is the data. Then `directcms.training.run` (the main job behind train.ipynb)
+A synthetic caption folder of 64 images is the data. Then `directcms.run.training.run` (the main job behind train.ipynb)
 trains CM and Direct CM for 3 steps each (batch 16, N = 100, w = 9, LoRA 64, fp16, gradient checkpointing) and
 evaluates 32 captions with 1, 2 and 4 steps (image metrics are skipped offline). The VAE is a separate folder with the
 fp16-fix VAE's layout and settings (fp16, no upcast), passed as `vae=` as the preset does, decoded one image at a time
@@ -141,11 +141,11 @@ def _du(path):
 
 def run_loss(loss, params):
     "The main job for one loss, timed; its numbers."
-    import directcms.training as training
+    import directcms.run.training as training
     try: import matplotlib  # noqa: F401   (samples.png only; a bare device image may lack it)
     except ImportError: training.save_sample_grid = lambda *a, **k: print("matplotlib missing: samples.png skipped")
-    from directcms.config import TrainConfig
-    from directcms.sdxl import SDXLPreset
+    from directcms.support.config import TrainConfig
+    from directcms.presets.sdxl import SDXLPreset
     cuda = torch.cuda.is_available()
     if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     ev, ref = {}, {}

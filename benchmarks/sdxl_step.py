@@ -11,12 +11,12 @@ consistency_distillation_loss with the active-samples-only Direct CM target), si
 import argparse, time
 import torch
 from diffusers import UNet2DConditionModel
-from directcms.schedules import alphas_cumprod_from_config, timestep_grid
-from directcms.guidance import cfg_eps
-from directcms.parameterization import ConsistencyModel
-from directcms.losses import consistency_distillation_loss
-from directcms.lora import add_lora, adapters_disabled
-from directcms.sdxl import SDXLEps, sdxl_uncond
+from directcms.core.schedules import alphas_cumprod_from_config, timestep_grid
+from directcms.core.guidance import cfg_eps
+from directcms.core.parameterization import ConsistencyModel
+from directcms.core.losses import consistency_distillation_loss
+from directcms.core.lora import add_lora, adapters_disabled
+from directcms.presets.sdxl import SDXLEps, sdxl_uncond
 
 SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280), layers_per_block=2,
                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),

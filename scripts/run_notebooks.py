@@ -1,6 +1,6 @@
 """Execute library notebooks in place and keep their outputs, so what a reader sees matches the code.
 
-    python scripts/run_notebooks.py nbs/14_sdxl.ipynb nbs/22_sdxl_eval.ipynb      # then nbdev_clean
+    python scripts/run_notebooks.py nbs/23_sdxl.ipynb nbs/22_sdxl_eval.ipynb      # then nbdev_clean
     python scripts/run_notebooks.py --changed                                       # every notebook changed since main
 
 Cells run as nbdev_test runs them (in the notebook's folder; `#| eval: false` and `slow` / `gpu` cells skipped, their

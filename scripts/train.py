@@ -23,8 +23,8 @@ def parse(args):
     return params
 
 if __name__ == "__main__":
-    from directcms.config import TrainConfig
-    from directcms.training import run
+    from directcms.support.config import TrainConfig
+    from directcms.run.training import run
     params = parse(sys.argv[1:])
     stop_after = params.pop("stop_after", None)
     if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):

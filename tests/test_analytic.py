@@ -1,20 +1,20 @@
-"""Checks of directcms.analytic that are slow or run the library end to end on the analytic teacher (float64).
+"""Checks of directcms.science.analytic that are slow or run the library end to end on the analytic teacher (float64).
 
 What documents the module (exact eps and densities, sampling, guidance, the exact flow map of a Gaussian, the
 reference's convergence and honest error estimate, DDIM approaching it, the sample measures, the MLP student) runs
-as the examples of nbs/13_analytic.ipynb. Here: the reference's convergence over guidance scales and tolerances,
+as the examples of nbs/40_analytic.ipynb. Here: the reference's convergence over guidance scales and tolerances,
 per-sample intervals against one-sample solves, and the distillation losses and samplers on the fitted MLP."""
 
 import pytest
 import torch
 
-from directcms.analytic import ring_mixture, cfg_eps_at, reference_solve, MLPEps, fit_to_teacher
-from directcms.schedules import timestep_grid
-from directcms.solvers import solve
-from directcms.guidance import cfg_eps, null_class
-from directcms.parameterization import ConsistencyModel
-from directcms.losses import consistency_distillation_loss
-from directcms.sampling import teacher_sample, cm_sample
+from directcms.science.analytic import ring_mixture, cfg_eps_at, reference_solve, MLPEps, fit_to_teacher
+from directcms.core.schedules import timestep_grid
+from directcms.core.solvers import solve
+from directcms.core.guidance import cfg_eps, null_class
+from directcms.core.parameterization import ConsistencyModel
+from directcms.core.losses import consistency_distillation_loss
+from directcms.core.sampling import teacher_sample, cm_sample
 
 
 def gen(seed):

@@ -4,10 +4,10 @@ tests/test_notebooks.py runs."""
 
 import torch
 
-from directcms.schedules import alphas_cumprod_from_config, timestep_grid
-from directcms.parameterization import ConsistencyModel
-from directcms.losses import consistency_distillation_loss
-from directcms.analytic import ring_mixture, MLPEps
+from directcms.core.schedules import alphas_cumprod_from_config, timestep_grid
+from directcms.core.parameterization import ConsistencyModel
+from directcms.core.losses import consistency_distillation_loss
+from directcms.science.analytic import ring_mixture, MLPEps
 
 
 def test_cm_equals_direct_cm_when_start_is_last_noisy_index(monkeypatch):

@@ -39,24 +39,38 @@ def test_requirements_are_read():
 def test_no_development_package_and_paper_packages_imported_lazily():
     allowed = set(sys.stdlib_module_names) | RUNTIME | TRANSITIVE | {"directcms"}
     problems = []
-    for path in sorted(LIB.glob("*.py")):
+    for path in sorted(LIB.rglob("*.py")):
+        rel = path.relative_to(LIB)
         for name, module_level in _imports(path):
-            if name in DEV: problems.append(f"{path.name}: imports {name}, a development requirement")
-            elif name in PAPER - TRANSITIVE and module_level: problems.append(f"{path.name}: imports {name} at module level")
-            elif name not in allowed | PAPER: problems.append(f"{path.name}: imports {name}, in no requirement")
+            if name in DEV: problems.append(f"{rel}: imports {name}, a development requirement")
+            elif name in PAPER - TRANSITIVE and module_level: problems.append(f"{rel}: imports {name} at module level")
+            elif name not in allowed | PAPER: problems.append(f"{rel}: imports {name}, in no requirement")
     assert not problems, "\n".join(problems)
 
 
+def _files_as_modules():
+    "The dotted name of every .py file under directcms/ (subpackages included, as pkgutil must find them)."
+    return sorted(".".join(("directcms",) + p.relative_to(LIB).with_suffix("").parts).removesuffix(".__init__")
+                  for p in LIB.rglob("*.py"))
+
+
 def test_every_module_imports_without_development_packages():
-    "Each module imported in a fresh interpreter in which fastcore, nbdev, execnb, nbformat and pytest cannot be imported."
-    mods = [f"directcms.{p.stem}" for p in sorted(LIB.glob("*.py")) if p.stem != "__init__"]
-    code = (f"import sys, importlib\nBLOCK = {sorted(DEV)!r}\n"
+    """Every module and subpackage, found by walking the package with pkgutil, imported in a fresh interpreter in which
+    fastcore, nbdev, execnb, nbformat and pytest cannot be imported; and each name of `directcms.__all__` exists."""
+    code = (f"import sys, importlib, pkgutil\nBLOCK = {sorted(DEV)!r}\n"
             "class Block:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
             "        if name.split('.')[0] in BLOCK: raise ImportError(f'{name} is a development requirement')\n"
             "sys.meta_path.insert(0, Block())\n"
-            f"for m in {mods!r}: importlib.import_module(m)\n"
-            "print('imported', len(sys.modules))")
+            "import directcms\n"
+            "missing = [n for n in directcms.__all__ if not hasattr(directcms, n)]\n"
+            "assert not missing, f'directcms.__all__ names what directcms lacks: {missing}'\n"
+            "mods = ['directcms'] + [m.name for m in pkgutil.walk_packages(directcms.__path__, 'directcms.')]\n"
+            "for m in mods: importlib.import_module(m)\n"
+            "print('imported', len(mods), 'modules:', ' '.join(sorted(mods)))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT),
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert r.returncode == 0 and "imported" in r.stdout, r.stderr[-3000:]
+    walked = r.stdout.split("modules:")[1].split()
+    assert walked == _files_as_modules(), "pkgutil missed a module (a folder without __init__.py?)"
+    assert {"directcms.core", "directcms.run", "directcms.science"} <= set(walked)

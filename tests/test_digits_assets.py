@@ -1,16 +1,16 @@
 """The shipped digits teacher and classifier: used by the first run without training, checked on load, made again by one command.
 
-What the shipped files record (seed, steps, hashes, quality, size) is checked in nbs/06_digits.ipynb."""
+What the shipped files record (seed, steps, hashes, quality, size) is checked in nbs/12_digits.ipynb."""
 import json, os, shutil
 from pathlib import Path
 import pytest
 import torch
 
-from directcms import digits, digits_metrics, presets
-from directcms.config import TrainConfig
-from directcms.digits import ASSETS_COMMAND, SHIPPED_DIR, WEIGHTS_NAME, file_sha256, shipped_teacher_dir, teacher_info
-from directcms.digits_metrics import make_digits_assets, shipped_classifier, teacher_quality
-from directcms.training import run
+import directcms.support.digits as digits; import directcms.support.digits_metrics as digits_metrics; import directcms.presets.base as presets
+from directcms.support.config import TrainConfig
+from directcms.support.digits import ASSETS_COMMAND, SHIPPED_DIR, WEIGHTS_NAME, file_sha256, shipped_teacher_dir, teacher_info
+from directcms.support.digits_metrics import make_digits_assets, shipped_classifier, teacher_quality
+from directcms.run.training import run
 
 TINY = dict(max_steps=2, batch_size=8, num_intervals=10, num_eval=32, eval_every=0, checkpoint_every=2)
 

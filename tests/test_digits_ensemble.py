@@ -1,4 +1,4 @@
-"""The seeds of one digits configuration as one batched run (`directcms.digits_ensemble`): every member ends with the
+"""The seeds of one digits configuration as one batched run (`directcms.run.digits_ensemble`): every member ends with the
 weights, log and metrics of its single-seed run (float rounding of the shared teacher solve), a stopped batched run
 resumes exactly, a single run resumes a batched run's checkpoint, and bad members fail before any model is built."""
 import json, shutil
@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from directcms.config import TrainConfig
-from directcms.digits_ensemble import run_members
-from directcms.training import run
+from directcms.support.config import TrainConfig
+from directcms.run.digits_ensemble import run_members
+from directcms.run.training import run
 
 TINY = dict(max_steps=3, batch_size=8, num_intervals=10, num_eval=16, eval_every=2, checkpoint_every=2)
 WEIGHT_TOL, METRIC_TOL = 1e-5, 1e-4          # absolute on weights, relative on metrics
@@ -103,7 +103,7 @@ def test_resume_at_the_newest_step_every_member_has(assets, tmp_path):
 
 
 def test_keyboard_interrupt_saves_every_member_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    from directcms import presets
+    import directcms.presets.base as presets
     kw = dict(max_steps=4, eval_every=0, checkpoint_every=100, seeds=(0, 1))
     full = run_members(cfgs(assets, tmp_path / "full", **kw), progress=False)
     calls, batch = [], presets.DigitsPreset.batch

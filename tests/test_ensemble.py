@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from directcms.analytic import GaussianMixture, MLPEps, EnsembleMLPEps
-from directcms.guidance import cfg_eps, null_class
-from directcms.parameterization import ConsistencyModel
-from directcms.schedules import timestep_grid
-from directcms.solvers import solve_between
-from directcms.ensemble import distill, distill_ensemble
-from directcms.sweeps import analytic_group
+from directcms.science.analytic import GaussianMixture, MLPEps, EnsembleMLPEps
+from directcms.core.guidance import cfg_eps, null_class
+from directcms.core.parameterization import ConsistencyModel
+from directcms.core.schedules import timestep_grid
+from directcms.core.solvers import solve_between
+from directcms.science.ensemble import distill, distill_ensemble
+from directcms.science.sweeps import analytic_group
 
 
 def gen(seed):

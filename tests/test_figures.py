@@ -1,7 +1,7 @@
-"figures.ipynb at smoke size writes every file and a Table 1 of 9 rows (table1 and verdict themselves: nbs/14b_results.ipynb)."
+"figures.ipynb at smoke size writes every file and a Table 1 of 9 rows (table1 and verdict themselves: nbs/44_results.ipynb)."
 import csv, json
 from pathlib import Path
-from directcms.results import COLUMNS
+from directcms.science.results import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("table1.csv", "table1.md", "samples.png", "ode_error_vs_fd.png", "training_curves.png", "README.md")

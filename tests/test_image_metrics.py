@@ -1,9 +1,9 @@
-"""directcms.image_metrics: the skip policy with the network switched off by monkeypatching (each metric whose weights
+"""directcms.support.image_metrics: the skip policy with the network switched off by monkeypatching (each metric whose weights
 are unavailable gives exactly one MetricSkipped warning naming what to provide, NaN, and no compute), the real
 offline probes and their timing, and the weight look-up of FID and pretrained_source against a mocked hub.
 
 The metrics themselves on tiny random models (FD-DINOv2, CLIP score, aesthetic score, streaming sums, sharding, the
-Frechet arithmetic, argument checks) run as the examples of nbs/12_image_metrics.ipynb. `tiny_clip_dir` stays here
+Frechet arithmetic, argument checks) run as the examples of nbs/15_image_metrics.ipynb. `tiny_clip_dir` stays here
 for tests/test_sdxl_eval.py."""
 import json, math, sys, time, types, warnings
 from pathlib import Path
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import directcms.image_metrics as im
-from directcms.image_metrics import (IMAGE_METRICS, MetricSkipped, MissingWeights, fid_inception, image_metrics,
+import directcms.support.image_metrics as im
+from directcms.support.image_metrics import (IMAGE_METRICS, MetricSkipped, MissingWeights, fid_inception, image_metrics,
                                      inception_weights, pretrained_source)
 
 PROMPTS = ["a cat", "a dog", "red car", "blue sky", "hello", "zebra!"]

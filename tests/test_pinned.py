@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 
-from directcms.analytic import MLPEps
-from directcms.parameterization import ConsistencyModel
+from directcms.science.analytic import MLPEps
+from directcms.core.parameterization import ConsistencyModel
 
-from directcms.testbed import analytic_teacher
-from directcms.ensemble import distill, EnsembleDistiller, distill_ensemble
-from directcms.sweeps import analytic_group
-from directcms.convergence import convergence_setting, convergence_members
+from directcms.science.testbed import analytic_teacher
+from directcms.science.ensemble import distill, EnsembleDistiller, distill_ensemble
+from directcms.science.sweeps import analytic_group
+from directcms.science.convergence import convergence_setting, convergence_members
 
 
 def _wsum(mlp): return sum(float(p.detach().double().sum()) for p in mlp.parameters())

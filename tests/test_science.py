@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 import pytest
 import torch
-import directcms.convergence as conv
-import directcms.sweeps as sweeps
-from directcms.testbed import run_key, analytic_settings
-from directcms.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
+import directcms.science.convergence as conv
+import directcms.science.sweeps as sweeps
+from directcms.science.testbed import run_key, analytic_settings
+from directcms.science.sweeps import (analytic_experiment, analytic_grid, run_analytic_sweep, digits_configs, digits_finished,
                               run_digits_sweep, SCALES)
-from directcms.science import result_rows, compare, sweep_verdict
+from directcms.science.sweep_results import result_rows, compare, sweep_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("science_k_sweep.png", "science_capacity.png", "science_gmm2d.png", "science.md", "science_analytic.csv",
@@ -84,8 +84,8 @@ def test_digits_sweep_skips_finished_runs(tmp_path, monkeypatch):
         Path(c.output_dir).mkdir(parents=True)
         (Path(c.output_dir) / "metrics.json").write_text(json.dumps(dict(loss=c.loss, config=c.to_dict(), eval={
             "1": dict(ode_error=0.1, fd_real=1.0, fd_teacher=1.0, class_accuracy=1.0)})))
-    import directcms.training
-    monkeypatch.setattr(directcms.training, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    import directcms.run.training
+    monkeypatch.setattr(directcms.run.training, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     out = run_digits_sweep(cfgs, progress=False)
     assert len(out) == 4 and all(digits_finished(c) for c in cfgs)
     rows = result_rows(out)
@@ -145,7 +145,7 @@ def test_verdict_needs_seeds_and_reports_consistency():
 def test_chance_level_counts_only_comparisons_that_can_be_null():
     "Known answer: each unresolved comparison stands for 1/(1-2p) null ones, p the one-sided t tail with its seeds."
     from scipy.stats import t as student_t
-    from directcms.science import chance_worse, chance_sentence, null_tail, tally
+    from directcms.science.sweep_results import chance_worse, chance_sentence, null_tail, tally
     p5, p3 = student_t.sf(2.0, 4), student_t.sf(2.0, 2)
     assert null_tail(5) == pytest.approx(p5) and null_tail(3) == pytest.approx(p3)
     mk = lambda outcome, n, i: dict(d=2, N=10, w=1.0, width=str(i), budget=1, steps=1, better_ode="all", other=1,
@@ -166,7 +166,7 @@ def test_chance_level_counts_only_comparisons_that_can_be_null():
 
 
 def test_degenerate_settings_are_students_narrower_than_the_data():
-    from directcms.science import degenerate
+    from directcms.science.sweep_results import degenerate
     assert degenerate(dict(kind="analytic", d=64, width="small"))           # 32 < 64
     assert not degenerate(dict(kind="analytic", d=64, width="large"))       # 256 >= 64
     assert not degenerate(dict(kind="analytic", d=16, width="small"))

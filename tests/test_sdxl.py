@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory):
     "A tiny SDXL pipeline (UNet with text_time embedding, two CLIP encoders, VAE, tokenizers) and a 4-image caption folder."
-    from directcms.sdxl import tiny_sdxl as build
-    from directcms.image_folder import tiny_caption_folder
+    from directcms.presets.sdxl import tiny_sdxl as build
+    from directcms.support.image_folder import tiny_caption_folder
     root = tmp_path_factory.mktemp("sdxl")
     build(root / "teacher"); tiny_caption_folder(root / "data")
     return root
@@ -53,8 +53,8 @@ def test_sdxl_train_notebook_and_stock_diffusers(tiny_sdxl, loss, tmp_path):
     assert torch.allclose(lat[0], ours, atol=1e-3), (lat[0] - ours).abs().max()
 
 def test_missing_teacher_and_data_fail_at_once(tiny_sdxl, tmp_path):
-    from directcms.config import TrainConfig
-    from directcms.training import run
+    from directcms.support.config import TrainConfig
+    from directcms.run.training import run
     for teacher in ("/nonexistent/sdxl", "stabilityai/stable-diffusion-xl-base-1.0"):
         t0 = time.time()
         with pytest.raises(FileNotFoundError, match="hf download"):
@@ -84,9 +84,9 @@ def test_accelerate_launch_two_processes_cpu(tmp_path):
 def test_paper_run_stops_before_step_1_when_a_metric_is_missing(tiny_sdxl, tmp_path):
     "Without metric networks (offline) or the paper extra, a paper run stops before any model loads, naming what to install."
     import importlib.util
-    from directcms.config import TrainConfig
-    from directcms.image_metrics import MetricsUnavailable, PAPER_EXTRA
-    from directcms.training import run
+    from directcms.support.config import TrainConfig
+    from directcms.support.image_metrics import MetricsUnavailable, PAPER_EXTRA
+    from directcms.run.training import run
     p = {**_params(tiny_sdxl, "cm", tmp_path / "out"), "metrics_weights": {}}
     with pytest.raises(MetricsUnavailable) as e: run(TrainConfig.from_params(p), progress=False)
     msg = str(e.value)

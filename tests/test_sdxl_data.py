@@ -1,11 +1,11 @@
 """ImageCaptionFolder checks every row before any model loads: broken images and null captions stop the run with one message, or are skipped.
-caption_problem and image_problem on single rows (cut, trailer-carrying, empty JPEGs; null-like captions) are checked in nbs/14_sdxl.ipynb."""
+caption_problem and image_problem on single rows (cut, trailer-carrying, empty JPEGs; null-like captions) are checked in nbs/23_sdxl.ipynb."""
 import json, time, warnings
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from directcms.image_folder import ImageCaptionFolder
+from directcms.support.image_folder import ImageCaptionFolder
 
 RNG = np.random.default_rng(0)
 

@@ -18,7 +18,7 @@ SCORED = ("fd_dinov2", "clip_score", "aesthetic_score")
 def metric_weights(tmp_path_factory):
     "metrics_weights for a tiny DINOv2, a tiny CLIP (projection 16) and an aesthetic predictor for it, all local."
     from transformers import Dinov2Config, Dinov2Model
-    from directcms.image_metrics import AestheticPredictor
+    from directcms.support.image_metrics import AestheticPredictor
     d = tmp_path_factory.mktemp("metric-models")
     torch.manual_seed(0)
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
@@ -29,14 +29,14 @@ def metric_weights(tmp_path_factory):
 
 
 def _cfg(root, tmp, weights, **kw):
-    from directcms.config import TrainConfig
+    from directcms.support.config import TrainConfig
     p = {**_params(root, "cm", tmp / "out"), "assets_dir": str(tmp / "assets"), "metrics_weights": weights, **kw}
     return TrainConfig.from_params(p)
 
 
 def _preset(cfg):
-    from directcms.sdxl import SDXLPreset
-    from directcms.training import build_student
+    from directcms.presets.sdxl import SDXLPreset
+    from directcms.run.training import build_student
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                 # FID skipped offline
         preset = SDXLPreset(cfg, progress=False)
@@ -45,7 +45,7 @@ def _preset(cfg):
 
 
 def test_reference_resumes_after_a_kill(tiny_sdxl, metric_weights, tmp_path, monkeypatch):
-    import directcms.sdxl_eval as sx
+    import directcms.presets.sdxl_eval as sx
     cfg = _cfg(tiny_sdxl, tmp_path / "a", metric_weights, num_eval=6, eval_batch_size=2)
     preset, _, teacher_eps = _preset(cfg)
     saved, real = [], sx._save_chunk
@@ -87,8 +87,8 @@ def _live_bytes(exclude=()):
 
 
 def test_streaming_memory_does_not_grow_with_samples(tiny_sdxl, metric_weights, tmp_path, monkeypatch):
-    from directcms.image_metrics import StreamingImageMetrics
-    from directcms.sampling import teacher_sample
+    from directcms.support.image_metrics import StreamingImageMetrics
+    from directcms.core.sampling import teacher_sample
     peaks = {}
     real_update = StreamingImageMetrics.update
     def measured(self, *a, **k):
@@ -119,8 +119,8 @@ def test_streaming_memory_does_not_grow_with_samples(tiny_sdxl, metric_weights, 
 
 def test_scores_follow_the_official_order(tiny_sdxl, metric_weights, tmp_path):
     "As test.py: CLIP and aesthetic scores of each decoded image before it is saved, FD-DINOv2 of the JPEG files read back."
-    from directcms.image_metrics import image_metrics
-    from directcms.sdxl_eval import load_jpeg, to_uint8, JPEG_QUALITY
+    from directcms.support.image_metrics import image_metrics
+    from directcms.presets.sdxl_eval import load_jpeg, to_uint8, JPEG_QUALITY
     cfg = _cfg(tiny_sdxl, tmp_path, metric_weights, num_eval=4, eval_batch_size=2, eval_steps=[1])
     preset, student, teacher_eps = _preset(cfg)
     metrics, extra = preset.evaluate_student(student, teacher_eps, progress=False)
@@ -146,9 +146,9 @@ def test_scores_follow_the_official_order(tiny_sdxl, metric_weights, tmp_path):
 SCRIPT = r'''
 import json, sys, torch, warnings
 from accelerate import Accelerator
-from directcms.config import TrainConfig
-from directcms.sdxl import SDXLPreset
-from directcms.training import build_student, evaluate
+from directcms.support.config import TrainConfig
+from directcms.presets.sdxl import SDXLPreset
+from directcms.run.training import build_student, evaluate
 cfg = TrainConfig.from_params(json.loads(open(sys.argv[1]).read()))
 acc = Accelerator(cpu=True)
 with acc.main_process_first(), warnings.catch_warnings():

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from test_sdxl import tiny_sdxl  # noqa: F401  (the module-scoped fixture: tiny SDXL components and a 4-image folder)
-from directcms.config import TrainConfig
-from directcms.training import build_student, split_batch, train
+from directcms.support.config import TrainConfig
+from directcms.run.training import build_student, split_batch, train
 
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
@@ -29,7 +29,7 @@ def _trainable(student): return {n: p.detach().clone() for n, p in student.named
 
 def _initial(cfg):
     "The student's trainable weights before training (train seeds the same way before build_student)."
-    from directcms.sdxl import SDXLPreset
+    from directcms.presets.sdxl import SDXLPreset
     torch.manual_seed(cfg.seed)
     return _trainable(build_student(SDXLPreset(cfg, progress=False), cfg)[0])
 
@@ -89,7 +89,7 @@ def test_batch_size_is_global_and_must_split_across_processes(tiny_sdxl, tmp_pat
 
 def test_loader_reads_epochs_with_random_crops_in_workers(tiny_sdxl, tmp_path):
     "The training images: epochs without replacement and random crops (the official loader), the same in workers and in process."
-    from directcms.sdxl import SDXLPreset
+    from directcms.presets.sdxl import SDXLPreset
     cfg = _cfg(tiny_sdxl, tmp_path / "r", num_workers=2, batch_size=3)
     preset = SDXLPreset(cfg, progress=False)
     workers = list(preset.train_loader(0, 4, 0, 3))
@@ -149,7 +149,7 @@ def test_two_processes_split_the_global_batch(tiny_sdxl, tmp_path):
 def test_lean_checkpoint_of_other_adapters_is_refused(tmp_path):
     "A LoRA checkpoint of other trainable tensors (other adapted layers) must not load silently (strict=False would skip it)."
     from safetensors.torch import save_file
-    from directcms.training import _check_lean_checkpoint
+    from directcms.run.training import _check_lean_checkpoint
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
     net[0].requires_grad_(False)
     save_file({"1.weight": torch.zeros(2, 2), "1.bias": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
@@ -162,7 +162,7 @@ def test_lean_checkpoint_of_other_adapters_is_refused(tmp_path):
 def test_weights_are_fetched_before_the_process_group(tiny_sdxl, tmp_path, monkeypatch):
     "train calls the preset's prefetch before accelerate sets up its state (no rank waits on a barrier for a download)."
     from accelerate.state import PartialState
-    from directcms.sdxl import SDXLPreset
+    from directcms.presets.sdxl import SDXLPreset
     seen = []
     monkeypatch.setattr(SDXLPreset, "prefetch", classmethod(lambda cls, cfg: seen.append(dict(PartialState._shared_state))))
     train(_cfg(tiny_sdxl, tmp_path / "r", max_steps=1), progress=False)

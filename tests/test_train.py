@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from directcms.config import TrainConfig
-from directcms.training import run
+from directcms.support.config import TrainConfig
+from directcms.run.training import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(max_steps=3, batch_size=8, num_intervals=10, num_eval=32, eval_every=2, checkpoint_every=2)
@@ -54,7 +54,7 @@ def test_bad_parameter_fails_before_any_model(tmp_path):
         _papermill(tmp_path, lossx="cm", assets_dir=str(tmp_path / "assets"))
     assert not (tmp_path / "assets").exists()
 
-# The validation catalogue (every bad value names its parameter and what is allowed): nbs/08_config.ipynb.
+# The validation catalogue (every bad value names its parameter and what is allowed): nbs/11_config.ipynb.
 
 def _cfg(assets, out, **kw):
     return TrainConfig(**{**TINY, "eval_every": 0, "checkpoint_every": 3, "num_eval": 16, "assets_dir": str(assets),
@@ -73,7 +73,7 @@ def test_resume_after_kill_equals_uninterrupted(assets, tmp_path):
     m_full = run(_cfg(assets, full, max_steps=40), progress=False)
     killed = tmp_path / "killed"
     cfg = _cfg(assets, killed, max_steps=40)
-    code = ("import json, sys, torch; from directcms.config import TrainConfig; from directcms.training import run; "
+    code = ("import json, sys, torch; from directcms.support.config import TrainConfig; from directcms.run.training import run; "
             f"torch.set_num_threads({torch.get_num_threads()}); "        # same float reductions as this process
             "run(TrainConfig(**json.loads(sys.argv[1])), progress=False)")
     p = subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg.to_dict())], env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
@@ -102,7 +102,7 @@ def test_resume_refuses_other_settings(assets, tmp_path):
         run(_cfg(assets, tmp_path / "r", max_steps=2, lr=1e-3), progress=False)
 
 def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    from directcms import training, presets
+    import directcms.run.training as training; import directcms.presets.base as presets
     kw = dict(max_steps=6, checkpoint_every=100)
     run(_cfg(assets, tmp_path / "full", **kw), progress=False)
     calls, batch = [], presets.DigitsPreset.batch
