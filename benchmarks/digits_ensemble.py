@@ -44,7 +44,7 @@ from safetensors.torch import load_file
 
 from directcms.support.config import TrainConfig
 from directcms.run.digits_ensemble import train_members
-from directcms.presets.base import DigitsPreset
+from directcms.presets.digits import DigitsPreset
 from directcms.run.training import build_student, evaluate, run, train, write_results
 
 

@@ -42,7 +42,7 @@ def phase_breakdown(loss: str = "direct", out_dir: str | None = None, **override
     acc = {p: [0.0, 0.0] for p in PHASES}
     t_wall, t_cpu = time.perf_counter(), cpu()
     from directcms.support.config import TrainConfig
-    import directcms.run.training as training; import directcms.presets.base as presets
+    import directcms.run.training as training; import directcms.presets.digits as presets
     import accelerate                             # imported by train() at its start: counted here
     acc["imports"] = [time.perf_counter() - t_wall, cpu() - t_cpu]
     stack = []                                    # nested timers count only in the innermost phase

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import directcms.support.digits as digits; import directcms.support.digits_metrics as digits_metrics; import directcms.presets.base as presets
+import directcms.support.digits as digits; import directcms.support.digits_metrics as digits_metrics; import directcms.presets.digits as presets
 from directcms.support.config import TrainConfig
 from directcms.support.digits import ASSETS_COMMAND, SHIPPED_DIR, WEIGHTS_NAME, file_sha256, shipped_teacher_dir, teacher_info
 from directcms.support.digits_metrics import make_digits_assets, shipped_classifier, teacher_quality

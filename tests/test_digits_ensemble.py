@@ -103,7 +103,7 @@ def test_resume_at_the_newest_step_every_member_has(assets, tmp_path):
 
 
 def test_keyboard_interrupt_saves_every_member_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    import directcms.presets.base as presets
+    import directcms.presets.digits as presets
     kw = dict(max_steps=4, eval_every=0, checkpoint_every=100, seeds=(0, 1))
     full = run_members(cfgs(assets, tmp_path / "full", **kw), progress=False)
     calls, batch = [], presets.DigitsPreset.batch

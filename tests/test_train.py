@@ -102,7 +102,7 @@ def test_resume_refuses_other_settings(assets, tmp_path):
         run(_cfg(assets, tmp_path / "r", max_steps=2, lr=1e-3), progress=False)
 
 def test_keyboard_interrupt_saves_a_checkpoint_and_resumes_exactly(assets, tmp_path, monkeypatch):
-    import directcms.run.training as training; import directcms.presets.base as presets
+    import directcms.run.training as training; import directcms.presets.digits as presets
     kw = dict(max_steps=6, checkpoint_every=100)
     run(_cfg(assets, tmp_path / "full", **kw), progress=False)
     calls, batch = [], presets.DigitsPreset.batch

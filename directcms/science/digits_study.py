@@ -58,7 +58,8 @@ def regenerate(run_dir) -> dict:
     from directcms.support.config import TrainConfig
     from directcms.core.guidance import cfg_eps
     from directcms.core.parameterization import ConsistencyModel
-    from directcms.presets.base import DigitsPreset, preset_class
+    from directcms.presets.base import preset_class
+    from directcms.presets.digits import DigitsPreset
     from directcms.run.training import evaluate
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())

@@ -26,7 +26,7 @@ class PresetEntry(dict):
         self.cls, self.needs_data, self.num_eval_all, self.guidance_measures = cls, needs_data, num_eval_all, guidance_measures
 
 PRESETS = {   # the one registry of presets: name -> PresetEntry (defaults, class, what it accepts)
-    "digits": PresetEntry("directcms.presets.base:DigitsPreset", guidance_measures=True, defaults=dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
+    "digits": PresetEntry("directcms.presets.digits:DigitsPreset", guidance_measures=True, defaults=dict(num_intervals=20, guidance_scale=3.0, lr=1e-4, weight_decay=0.0, batch_size=64, max_steps=200,
                    lora_rank=0, mixed_precision="no", ema_decay=0.95, checkpoint_every=50, eval_every=50,
                    num_eval=500, size=8, teacher_steps=1500, optimizer="adamw")),
     # The paper: SDXL + LoRA 64, DDIM N = 100, w = 9, AdamW lr 1e-4 wd 1e-2, global batch 16 (split across GPUs),
