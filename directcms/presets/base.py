@@ -8,17 +8,16 @@ import importlib
 from pathlib import Path
 import torch
 from ..support.config import PRESETS, PresetEntry, TrainConfig
-from ..core.sampling import teacher_sample
-from ..support.runio import atomic_save
+from ..core.sampling import teacher_sample, cm_sample
+from ..support.runio import atomic_save, batched
 
 # %% auto #0
-__all__ = ['Preset', 'register_preset', 'preset_class']
+__all__ = ['Preset', 'InMemoryEvaluation', 'StreamingEvaluation', 'register_preset', 'preset_class']
 
 # %% ../../nbs/20_presets.ipynb #62a2be70
 class Preset:
     "The interface between a teacher with its data and evaluation, and the training loop (see the table above)."
     uncond = None                      # cond -> the null conditioning of classifier-free guidance
-    streams_evaluation = False         # True: evaluate_student(student, teacher_eps, acc, shard) replaces evaluate's loop
 
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg, self.assets = cfg, Path(cfg.assets_dir)
@@ -64,6 +63,13 @@ class Preset:
             rows[str(k)] = score(k, sample)
         return rows
 
+    def evaluate_student(self, student, teacher_eps, acc=None, shard: bool = False, cfg=None) -> tuple[dict, dict]:
+        "(metrics, extra): the k-step student's Table 1 row for each k in eval_steps, and the samples."
+        raise NotImplementedError("a preset evaluates with InMemoryEvaluation or StreamingEvaluation")
+
+# %% ../../nbs/20_presets.ipynb #b2e0a002
+class InMemoryEvaluation:
+    "Preset mixin: the teacher's reference and each student's samples held in memory and scored at once, on one process."
     def reference_path(self) -> Path: raise NotImplementedError("where reference() caches the teacher's reference")
 
     @torch.no_grad()
@@ -83,6 +89,26 @@ class Preset:
         return out
 
     def reference_extra(self, ref) -> dict: return {}
+
+    @torch.no_grad()
+    def evaluate_student(self, student, teacher_eps, acc=None, shard: bool = False, cfg=None) -> tuple[dict, dict]:
+        "(metrics, extra): the k-step student's Table 1 row for each k in eval_steps from the fixed noise, and the samples (cfg: the run's settings, default the preset's; shard: unused, one process scores)."
+        c = cfg or self.cfg
+        device = acc.device if acc is not None else torch.device("cpu")
+        ref = self.reference(teacher_eps, device)
+        noise, cond = self.noise, self.eval_cond()
+        metrics, samples, ac = {}, {}, self.alphas_cumprod.to(device)
+        for k in c.eval_steps:
+            g = torch.Generator().manual_seed(c.seed)
+            s = batched(lambda z, zc: cm_sample(student, z, ac, k, c.num_intervals, zc, generator=g),
+                        noise, cond, c.eval_batch_size or len(noise), device)
+            metrics[str(k)], samples[k] = self.metrics(s, ref["samples"]), s
+        return metrics, dict(reference=ref, samples=samples)
+
+
+class StreamingEvaluation:
+    """Preset mixin: the preset's own `evaluate_student` streams in chunks, and with shard=True every process of the run
+    scores its share (`directcms.presets.sdxl_eval.PaperEvaluation`): the final evaluation runs on every process."""
 
 # %% ../../nbs/20_presets.ipynb #360a3b49
 def register_preset(name: str, cls, defaults: dict, **accepts) -> type:

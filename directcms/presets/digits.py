@@ -16,13 +16,13 @@ from ..support.digits import (NUM_CLASSES, SHIPPED_DIR, WEIGHTS_NAME, UNetEps, e
 from ..support.digits_metrics import (ClassifierFeatures, feature_stats, frechet_distance_from_stats, load_digit_classifier,
                                       sample_metrics, shipped_classifier, train_digit_classifier)
 from ..support.guidance_measures import guidance_measures
-from .base import Preset
+from .base import InMemoryEvaluation, Preset
 
 # %% auto #0
 __all__ = ['DigitsPreset']
 
 # %% ../../nbs/21_digits_preset.ipynb #d9abf795
-class DigitsPreset(Preset):
+class DigitsPreset(InMemoryEvaluation, Preset):
     "The embedded default: sklearn's real digits, a small class-conditional UNet teacher, classifier-feature metrics."
     uncond = staticmethod(null_class(NUM_CLASSES))
 

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..support.image_metrics import StreamingImageMetrics, FRECHET_METRICS, SCORE_METRICS, DINOV2_MODEL, CLIP_MODEL
 from ..support.runio import atomic_save, atomic_write, derived_seed
 from ..core.sampling import cm_sample, teacher_sample
+from .base import StreamingEvaluation
 
 # %% auto #0
 __all__ = ['JPEG_QUALITY', 'KEEP', 'to_uint8', 'save_jpeg', 'load_jpeg', 'eval_chunks', 'reference_dir', 'cond_at',
@@ -170,8 +171,10 @@ def reference(self, teacher_eps, device, acc=None, shard: bool = False, progress
     _wait(acc, shard)
     return dict(samples=self.reference_latents(0, min(KEEP, self.num_eval)), metrics=rows, dir=str(d))
 
-def evaluate_student(self, student, teacher_eps, acc=None, shard: bool = False, progress: bool = True):
+def evaluate_student(self, student, teacher_eps, acc=None, shard: bool = False, cfg=None, progress: bool = True):
     "(metrics, extra): Table 1 rows of the k-step student for each k in eval_steps, images in output_dir/images/<k>_steps."
+    if cfg is not None and cfg != self.cfg:
+        raise ValueError("cfg is invalid for a streamed evaluation: allowed None or the preset's own settings (its chunks are cached under them)")
     c = self.cfg
     device = acc.device if acc is not None else torch.device("cpu")
     ref = self.reference(teacher_eps, device, acc, shard, progress)
@@ -185,9 +188,8 @@ def evaluate_student(self, student, teacher_eps, acc=None, shard: bool = False, 
     return metrics, dict(reference=ref, samples=samples)
 
 # %% ../../nbs/22_sdxl_eval.ipynb #8846f70d
-class PaperEvaluation:
+class PaperEvaluation(StreamingEvaluation):
     "Preset mixin: the paper's evaluation (test.py) streamed in chunks, sharded over processes, resumable."
-    streams_evaluation = True
     reference_dir, cond_at, build_reference, reference_latents = reference_dir, cond_at, build_reference, reference_latents
     metrics_key, metrics_key_hash, evaluate_samples = metrics_key, metrics_key_hash, evaluate_samples
     real_row, reference, evaluate_student = real_row, reference, evaluate_student

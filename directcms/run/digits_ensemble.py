@@ -14,7 +14,7 @@ from ..core.schedules import timestep_grid
 from ..core.solvers import solve_between, EvalCounter
 from ..core.losses import ConsistencyLoss
 from ..support.runio import append_jsonl, seeded_generator, truncate_jsonl
-from ..presets.base import Preset, preset_class
+from ..presets.base import InMemoryEvaluation, Preset, preset_class
 from .training import (build_student, evaluate, latest_checkpoint, make_optimizer, prepare_output_dir,
                                 publish_checkpoint, run, write_results)
 
@@ -28,7 +28,7 @@ MEMBER_FIELDS = ("seed", "output_dir")      # what the members of one batched ru
 def _unbatchable(c) -> str | None:
     "Why config c cannot be a member of a batched run; None when it can."
     cls = preset_class(c.preset)
-    if cls.streams_evaluation or cls.train_loader is not Preset.train_loader:
+    if not issubclass(cls, InMemoryEvaluation) or cls.train_loader is not Preset.train_loader:
         return f"preset={c.preset!r} is invalid for a batched run: allowed a preset whose data and evaluation stay in memory (train it with training.run)"
     if c.lora_rank: return f"lora_rank={c.lora_rank} is invalid for a batched run: allowed 0 (a LoRA student shares the teacher's network; train it with training.run)"
     if c.mixed_precision != "no": return f"mixed_precision={c.mixed_precision!r} is invalid for a batched run: allowed 'no'"

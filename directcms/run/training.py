@@ -15,11 +15,10 @@ from ..core.schedules import timestep_grid
 from ..core.guidance import cfg_eps
 from ..core.parameterization import ConsistencyModel
 from ..core.losses import consistency_distillation_loss
-from ..core.sampling import cm_sample
 from ..core.lora import add_lora, adapters_disabled
-from ..support.runio import (atomic_json, atomic_save, append_jsonl, read_jsonl, truncate_jsonl, seeded_generator, batched)
+from ..support.runio import (atomic_json, atomic_save, append_jsonl, read_jsonl, truncate_jsonl, seeded_generator)
 from ..support.digits_metrics import save_sample_grid
-from ..presets.base import preset_class
+from ..presets.base import StreamingEvaluation, preset_class
 
 # %% auto #0
 __all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'publish_checkpoint',
@@ -111,7 +110,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     preset_class(cfg.preset).prefetch(cfg)     # downloads before the process group: no rank waits on a barrier for them
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     n = split_batch(cfg.batch_size, acc.num_processes)     # this process's share, checked before any model is loaded
-    if cfg.eval_every and acc.num_processes > 1 and preset_class(cfg.preset).streams_evaluation:
+    if cfg.eval_every and acc.num_processes > 1 and issubclass(preset_class(cfg.preset), StreamingEvaluation):
         raise ValueError(f"eval_every={cfg.eval_every} is invalid with {acc.num_processes} processes: allowed 0 (the "
                          f"{cfg.preset} evaluation is sharded over every process at the end of the run)")
     if acc.is_main_process: cfg.save()
@@ -225,23 +224,11 @@ def _check_lean_checkpoint(ckpt, model):
 # %% ../../nbs/30_training.ipynb #faf967be
 @torch.no_grad()
 def evaluate(cfg, preset, student, teacher_eps, acc=None, shard: bool = False) -> tuple[dict, dict]:
-    "Metrics of the k-step student for each k in eval_steps (same noise as the teacher's reference), and the samples."
-    device = acc.device if acc is not None else torch.device("cpu")
+    "Metrics of the k-step student for each k in eval_steps (same noise as the teacher's reference), and the samples: the preset's evaluation mixin, in eval mode."
     was_training = student.training
     student.eval()
-    if preset.streams_evaluation:                # streamed in chunks, sharded over processes when shard (sdxl-paper)
-        try: return preset.evaluate_student(student, teacher_eps, acc, shard=shard)
-        finally: student.train(was_training)
-    ref = preset.reference(teacher_eps, device)
-    noise, cond = preset.noise, preset.eval_cond()
-    metrics, samples, ac = {}, {}, preset.alphas_cumprod.to(device)
-    for k in cfg.eval_steps:
-        g = torch.Generator().manual_seed(cfg.seed)
-        s = batched(lambda z, c: cm_sample(student, z, ac, k, cfg.num_intervals, c, generator=g),
-                    noise, cond, cfg.eval_batch_size or len(noise), device)
-        metrics[str(k)], samples[k] = preset.metrics(s, ref["samples"]), s
-    student.train(was_training)
-    return metrics, dict(reference=ref, samples=samples)
+    try: return preset.evaluate_student(student, teacher_eps, acc, shard=shard, cfg=cfg)   # shard: streamed presets only
+    finally: student.train(was_training)
 
 def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) -> dict:
     "The main job: train (resuming), evaluate, write metrics.json, samples.png and the student; returns the metrics."
@@ -249,7 +236,7 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     r = train(cfg, progress=progress, stop_after=stop_after)
     acc, preset = r["accelerator"], r["preset"]
     if r["steps"] < cfg.max_steps: return dict(stopped_at=r["steps"])
-    streamed = preset.streams_evaluation             # every process takes its share of the final evaluation
+    streamed = isinstance(preset, StreamingEvaluation)   # every process takes its share of the final evaluation
     if not (streamed or acc.is_main_process): return {}
     metrics, extra = evaluate(cfg, preset, r["student"], r["teacher_eps"], acc, shard=streamed)
     if not acc.is_main_process: return {}
