@@ -37,18 +37,19 @@ def effective_guidance(fd_by_w: dict) -> dict:
     return out
 
 # %% ../../nbs/14_guidance_measures.ipynb #e58ad66f
-def knn_radii(f, k: int = 3) -> torch.Tensor:
-    "Distance from each row of f to its k-th nearest other row."
-    if not 1 <= k < len(f): raise ValueError(f"k={k} must be between 1 and the number of samples - 1 ({len(f) - 1})")
+def knn_radii(f, knn_k: int = 3) -> torch.Tensor:
+    "Distance from each row of f to its knn_k-th nearest other row."
+    if not 1 <= knn_k < len(f):
+        raise ValueError(f"knn_k={knn_k} is invalid: allowed 1 to the number of samples - 1 ({len(f) - 1})")
     d = torch.cdist(f.double(), f.double())
-    return d.kthvalue(k + 1, dim=1).values                # the 0-th is the row itself
+    return d.kthvalue(knn_k + 1, dim=1).values            # the 0-th is the row itself
 
-def precision_recall(reference, generated, k: int = 3) -> dict:
-    "Kynkaanniemi et al. 2019 on feature matrices: precision = generated inside the reference's k-NN balls, recall the reverse."
+def precision_recall(reference, generated, knn_k: int = 3) -> dict:
+    "Kynkaanniemi et al. 2019 on feature matrices: precision = generated inside the reference's knn_k-NN balls, recall the reverse."
     ref, gen = reference.double(), generated.double()
     d = torch.cdist(gen, ref)                            # (generated, reference)
-    precision = (d <= knn_radii(ref, k)[None, :]).any(1).double().mean().item()
-    recall = (d <= knn_radii(gen, k)[:, None]).any(0).double().mean().item()
+    precision = (d <= knn_radii(ref, knn_k)[None, :]).any(1).double().mean().item()
+    recall = (d <= knn_radii(gen, knn_k)[:, None]).any(0).double().mean().item()
     return dict(precision=precision, recall=recall)
 
 # %% ../../nbs/14_guidance_measures.ipynb #c830de79
