@@ -48,6 +48,7 @@ def adapters_disabled(model: nn.Module):
     finally:
         for l, off in zip(layers, states): l.enable_adapters(not off)
 
+# %% ../../nbs/07_lora.ipynb #04cd0334
 def merged_copy(model: nn.Module) -> nn.Module:
     "A copy of the model with its LoRA adapters merged into the base weights and the peft layers removed."
     model = copy.deepcopy(model)

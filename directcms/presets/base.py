@@ -105,7 +105,7 @@ class InMemoryEvaluation:
             metrics[str(k)], samples[k] = self.metrics(s, ref["samples"]), s
         return metrics, dict(reference=ref, samples=samples)
 
-
+# %% ../../nbs/20_presets.ipynb #88ac7e22
 class StreamingEvaluation:
     """Preset mixin: the preset's own `evaluate_student` streams in chunks, and with shard=True every process of the run
     scores its share (`directcms.presets.sdxl_eval.PaperEvaluation`): the final evaluation runs on every process."""

@@ -93,6 +93,7 @@ def prepare_output_dir(cfg) -> Path:
             else: q.unlink(missing_ok=True)
     return out
 
+# %% ../../nbs/30_training.ipynb #cb29f1aa
 def _check_resumable(cfg, out):
     "Refuse to resume a run in output_dir whose saved config trains something else (once it has a checkpoint)."
     path = out / "config.json"
@@ -194,6 +195,7 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
     return dict(accelerator=acc, student=acc.unwrap_model(student), teacher_eps=teacher_eps, preset=preset, steps=step,
                 optimizer=used, ema_eval=None if ema_eval is None else ema_eval.module)
 
+# %% ../../nbs/30_training.ipynb #6f457350
 def _global_sum(acc, v):
     "v summed over processes (the global batch's teacher evaluations)."
     return v if acc.num_processes == 1 else type(v)(acc.gather(torch.tensor([v], device=acc.device)).sum().item())
@@ -220,7 +222,6 @@ def _check_lean_checkpoint(ckpt, model):
         raise ValueError(f"{ckpt} holds {len(saved)} trainable tensors that do not match this run's {len(want)} "
                          f"(e.g. {sorted(saved ^ want)[:2]}); resume with the settings it was saved with, or pass resume=False")
 
-
 # %% ../../nbs/30_training.ipynb #faf967be
 @torch.no_grad()
 def evaluate(cfg, preset, student, teacher_eps, acc=None, shard: bool = False) -> tuple[dict, dict]:
@@ -243,6 +244,7 @@ def run(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None) 
     return write_results(cfg, preset, r["student"], metrics, extra, r["steps"], acc.num_processes, r["optimizer"],
                          None if r["ema_eval"] is None else evaluate(cfg, preset, r["ema_eval"], r["teacher_eps"], acc)[0])
 
+# %% ../../nbs/30_training.ipynb #0e69ac9d
 def write_results(cfg, preset, student, metrics, extra, steps: int, processes: int = 1, optimizer: str = "adamw",
                   eval_ema: dict | None = None, **train_extra) -> dict:
     "Write a finished run's metrics.json (train facts from its log.jsonl), samples.pt, samples.png and student; returns the metrics."
@@ -266,4 +268,3 @@ def write_results(cfg, preset, student, metrics, extra, steps: int, processes: i
     save_sample_grid(out / "samples.png", cols, preset.row_labels(n), title=f"{cfg.preset}: teacher and {cfg.loss} student, same noise")
     preset.save_student(student, out)
     return result
-

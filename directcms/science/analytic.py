@@ -23,6 +23,7 @@ def _col(v, x):
     "A per-sample (or scalar) level as a float64 column (B, 1) on x's device."
     return torch.as_tensor(v, dtype=torch.float64, device=x.device).reshape(-1, 1).expand(x.shape[0], 1)
 
+# %% ../../nbs/40_analytic.ipynb #4ae88d46
 class GaussianMixture(nn.Module):
     "Isotropic Gaussian mixture with a class label per component: exact samples, densities and noised eps (closed form)."
     def __init__(self,
@@ -134,6 +135,7 @@ class GaussianMixture(nn.Module):
         eps_fn.guidance_scale = w
         return eps_fn
 
+# %% ../../nbs/40_analytic.ipynb #d01975ed
 def ring_mixture(num_components: int = 8, num_classes: int = 4, radius: float = 2.0, std: float = 0.15,
                  weights=None, alphas_cumprod=None) -> GaussianMixture:
     "2-d toy teacher: components evenly spaced on a circle, component k in class k mod num_classes."
@@ -176,6 +178,7 @@ def _flow(eps_fn, x, r0, r1, cond, num_steps, rho):
         y = y + du * sum(b * k[m] for m, b in B)
     return y * bcast((1 + r1.pow(2 * rho)).rsqrt(), x)
 
+# %% ../../nbs/40_analytic.ipynb #92802d07
 def reference_solve(eps_fn, x, t_from, t_to, alphas_cumprod, cond=None, rtol: float = 1e-8, atol: float = 1e-10,
                     min_steps: int = 16, max_steps: int = 4096, rho: float = 3.0):
     "High-accuracy probability-flow ODE map x_{t_from} -> x_{t_to}: float64 DOP853 with step doubling; (x, per-sample error)."
@@ -250,6 +253,7 @@ class MLPEps(nn.Module):
         for layer in self.hidden: h = h + layer(F.silu(h))
         return self.out(F.silu(h)).reshape(x.shape).to(x.dtype)
 
+# %% ../../nbs/40_analytic.ipynb #35b1c008
 def fit_to_teacher(mlp: nn.Module, teacher: Callable, gmm: GaussianMixture, steps: int = 500, batch_size: int = 256,
                    lr: float = 2e-3, null_prob: float = 0.1, generator=None) -> list[float]:
     "Regress the (guided) teacher eps(x_t, t, y=...) at random (x_t, t) from mixture samples (student warm start); returns the losses."

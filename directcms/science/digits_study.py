@@ -88,6 +88,7 @@ def run_measures(run_dir, force: bool = False) -> dict:
     path.write_text(json.dumps(out, indent=1))
     return out
 
+# %% ../../nbs/48_digits_study.ipynb #f237e011
 def study_rows(results: list[dict]) -> list[dict]:
     "science.result_rows rows (one per run and sampling steps) of finished digits runs' metrics.json dicts, each with its run_measures."
     rows = []
@@ -152,6 +153,7 @@ def _diff(p, lower="Direct CM lower", higher="Direct CM higher"):
     word = {"Direct CM higher": higher, "Direct CM lower": lower}.get(p["direction"], "unresolved")
     return f"{p['direct_minus_cm']:+.3g} ± {p['se']:.2g} ({word})"
 
+# %% ../../nbs/48_digits_study.ipynb #0347342e
 def gap_paragraph(pairs: list[dict], rows: list[dict], steps: int = 1) -> str:
     "One paragraph from the numbers: at `steps` sampling steps, is Direct CM's gap to CM in classifier features, in pixels, both or neither; and its sharpness."
     p = {q["measure"]: q for q in pairs if q["steps"] == steps}
@@ -190,6 +192,7 @@ def gap_paragraph(pairs: list[dict], rows: list[dict], steps: int = 1) -> str:
             f"the ODE error through the same-noise coupling (pixel FD <= n/(n-1) x pixels x ODE error; here pixel FD / "
             f"(pixels x ODE error) is at most {bound:.2f}); the feature FD has no such cap.")
 
+# %% ../../nbs/48_digits_study.ipynb #3aa3dbcc
 def plot_paired(rows: list[dict], measures=("ode_error", "fd_teacher", "fd_real", "pixel_sw", "pixel_fd", "laplacian_ratio")):
     "Per measure, Direct CM - CM of each seed (dots) and the mean ± 2 SE (red) at each sampling step count; below 0 = Direct CM lower."
     import matplotlib.pyplot as plt

@@ -169,6 +169,7 @@ def plot_ode_error_vs_fd(rows, steps=(1, 2, 4)):
     fig.tight_layout()
     return fig
 
+# %% ../../nbs/44_results.ipynb #3802fc8d
 def plot_training_curves(runs, k: int = 1):
     "Training loss and periodic evaluation (ODE error, FD vs teacher at k steps) against steps, one colour per loss."
     import matplotlib.pyplot as plt

@@ -92,6 +92,7 @@ def _k_positions(ks) -> dict:
     "x position of each k on a plot axis, in k_order."
     return {k: i for i, k in enumerate(sorted(ks, key=k_order))}
 
+# %% ../../nbs/47_sweep_results.ipynb #88cf5caf
 def plot_k_sweep(arows: list[dict], drows: list[dict], steps: int = 1, width: str | None = None):
     "ODE error (vs teacher, vs exact flow) and sample quality against k, error bars = SE over seeds (Vouitsis et al. 2024's claim as a curve)."
     import matplotlib.pyplot as plt

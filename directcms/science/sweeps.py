@@ -215,6 +215,7 @@ def check_seeds(name, v):
         isinstance(v, (list, tuple)) and v and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
     if not ok: raise ValueError(f"{name}={v!r} is invalid: allowed an integer n >= 1 (seeds 0 .. n-1) or a list of seeds")
 
+# %% ../../nbs/43_sweeps.ipynb #df8d876d
 def sweep_grid(scale: str = "default", seeds=None, digits_long: int | None = None, analytic_axes: dict | None = None,
                digits_axes: dict | None = None) -> dict:
     "Grids of one science.ipynb call: SCALES[scale], then seeds, the full scale's long digits budget, then axis overrides; ValueError before any work (Vouitsis et al. 2024 sweeps)."

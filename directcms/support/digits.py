@@ -81,6 +81,7 @@ def train_digits_teacher(out_dir, size: int = 8, steps: int = 1500, batch_size: 
     save_teacher(ema.module, out_dir, info)
     return ema.module
 
+# %% ../../nbs/12_digits.ipynb #912dcc6d
 def save_teacher(unet: UNet2DModel, out_dir, info: dict | None = None, schedule: dict | None = None):
     "Save a teacher UNet with save_pretrained beside its scheduler config, atomically (write, then rename)."
     out_dir = Path(out_dir)
@@ -114,6 +115,7 @@ def teacher_info(path) -> dict:
     p = Path(path) / "teacher_info.json"
     return json.loads(p.read_text()) if p.exists() else {}
 
+# %% ../../nbs/12_digits.ipynb #9d681d73
 def load_teacher(path, remedy: str = "") -> tuple[UNet2DModel, torch.Tensor]:
     "Load a saved teacher UNet and the alphas_cumprod of its scheduler config (weights checked against teacher_info.json)."
     path = Path(path)

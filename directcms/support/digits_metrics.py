@@ -43,6 +43,7 @@ class ClassifierFeatures(nn.Module):
 
 SHIPPED_CLASSIFIER = SHIPPED_DIR / "classifier.safetensors"    # its config and record: classifier.json beside it
 
+# %% ../../nbs/13_digits_metrics.ipynb #974a5f74
 def train_digit_classifier(path, size: int = 8, steps: int = 800, batch_size: int = 128, lr: float = 2e-3,
                            noise_std: float = 0.1, seed: int = 0) -> DigitClassifier:
     "Train the digit classifier on 80 % of the digits (Gaussian-noise augmentation); save it (safetensors + json) with its test accuracy."
@@ -74,6 +75,7 @@ def save_digit_classifier(clf: DigitClassifier, path, info: dict | None = None) 
     info = {**(info or {}), "weights_sha256": file_sha256(path)}
     return atomic_write(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(info, indent=1)))
 
+# %% ../../nbs/13_digits_metrics.ipynb #5881092e
 def load_digit_classifier(path, remedy: str = "") -> DigitClassifier:
     "Load a classifier saved by train_digit_classifier (safetensors + json; a legacy .pt too), weights checked by sha256."
     path = Path(path)
@@ -189,6 +191,7 @@ def make_digits_assets(out_dir=None, teacher_steps: int = 1500, classifier_steps
     train_digits_teacher(out / "teacher", steps=teacher_steps, seed=seed, progress=progress)
     return record_teacher(out / "teacher", clf_path, command, num_eval)
 
+# %% ../../nbs/13_digits_metrics.ipynb #6ed7c778
 def record_teacher(teacher_dir, classifier_path, command: str, num_eval: int = 500) -> dict:
     "Measure a teacher with teacher_quality and write the result, the command and the quality range into its teacher_info.json."
     d = Path(teacher_dir)

@@ -86,6 +86,7 @@ def pretrained_source(name, what: str = "model", arg: str = "model", timeout: fl
         raise MissingWeights(f"{what}: cannot reach {constants.ENDPOINT} and {name} is not in the Hugging Face cache; {todo}")
     raise MissingWeights(f"{what}: the hub has no model {name} (HTTP {status}); {todo}")
 
+# %% ../../nbs/15_image_metrics.ipynb #8253d616
 def inception_weights(path=None, timeout: float = 5.0) -> str | None:
     "Path of the FID Inception weights (given file or torch hub cache), None if downloadable now; else raise MissingWeights."
     fname = INCEPTION_URL.rsplit("/", 1)[-1]
@@ -234,6 +235,7 @@ def aesthetic_weights_path(path=None) -> str:
         raise MissingWeights(f"aesthetic score: {fname} is not in the torch hub cache and could not be downloaded "
                              f"({type(e).__name__}); {todo}") from None
 
+# %% ../../nbs/15_image_metrics.ipynb #b01df039
 def prefetch_metric_files(inception_weights=None, aesthetic_weights=None, **_) -> list[str]:
     "Download FID's Inception and the aesthetic predictor into the torch hub cache where they are missing and reachable; returns the files there (errors left to loading)."
     out = []
@@ -273,6 +275,7 @@ def aesthetic_score(images, clip_model_path=CLIP_MODEL, predictor_weights_path=N
     emb = clip_image_embeddings(images, clip.to(images.device), processor, batch_size)
     return pred.to(emb.device)(emb).mean().item()
 
+# %% ../../nbs/15_image_metrics.ipynb #c6d02369
 def _check_aesthetic(clip, pred):
     dim = clip.config.projection_dim
     if dim != pred.input_size:
@@ -288,6 +291,7 @@ def clip_text_embeddings(prompts, clip, processor):
     dev = next(clip.parameters()).device
     return clip.get_text_features(tx["input_ids"].to(dev), tx["attention_mask"].to(dev)).float()
 
+# %% ../../nbs/15_image_metrics.ipynb #1dab497a
 class StreamingImageMetrics:
     "Table 1's image metrics from running sums: memory independent of the number of images, summed across processes."
     def __init__(self, models: dict, metrics=IMAGE_METRICS, device=None):
@@ -408,6 +412,7 @@ def load_image_metrics(metrics=IMAGE_METRICS, *, inception_weights=None, dinov2_
                                  "(the ones to compute) or {'missing': 'skip'} (warn and report NaN)")
     return out
 
+# %% ../../nbs/15_image_metrics.ipynb #d56bb82c
 def image_metrics(reference, samples, prompts=None, *, metrics=IMAGE_METRICS, models: dict | None = None,
                   batch_size: int = 32, **paths) -> dict:
     "Table 1 image metrics of `samples`: FID and FD-DINOv2 against `reference`, raw CLIP cosine, aesthetic score; NaN if skipped."
