@@ -91,19 +91,9 @@ def _measure_members(dist, mlps, gmm, ref, tx, N, w, step, losses) -> dict:
         row["members"].append(q)
     return row
 
-# %% ../../nbs/45_convergence.ipynb #59b71e95
-def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir, cache_dir=None, progress: bool = True,
-                        **sizes) -> dict:
-    "Train the members of one (d, N, w) setting as one ensemble until every k's seed-mean 1-step SW2 improves < plateau over a doubling of steps (or max_steps), measuring at log-spaced steps; resumable (state saved every save_every steps)."
-    s = {**CONVERGENCE_DEFAULTS, **sizes}
-    unknown = sorted(set(sizes) - set(CONVERGENCE_DEFAULTS))
-    if unknown: raise ValueError(f"unknown convergence size(s) {unknown}")
-    if 1000 % N: raise ValueError(f"N={N} must divide the 1000 train timesteps")
-    members = [dict(N=N, **m) for m in members]
-    keyed, jpath, spath = _setting_files(d, N, w, members, s, runs_dir)
-    res = json.loads(jpath.read_text()) if jpath.exists() else None
-    steps = training_eval_steps(s["first_eval"], s["max_steps"])
-    if res is not None and (res["stopped"] == "plateau" or res["curves"][-1]["step"] >= s["max_steps"]): return res
+# %% ../../nbs/45_convergence.ipynb #c0a5e7a1
+def _start_setting(d: int, N: int, w: float, members: list[dict], s: dict, keyed: dict, res, spath, cache_dir):
+    "A setting's teacher, evaluation set, teacher samples, students and ensemble (its state resumed from spath when res holds measures), and res (new when not resumed)."
     gmm = analytic_teacher(d, s["num_components"], s["num_classes"], s["radius"], s["std"])
     teacher_eps, ac = gmm.guided_eps_model(w), gmm.alphas_cumprod
     seeds = list(dict.fromkeys(m["seed"] for m in members))
@@ -119,6 +109,22 @@ def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir,
     else: res = dict(settings=dict(d=d, N=N, w=float(w), **keyed), members=members,
                      teacher=_one_step_metrics(gmm, tx, ref, tx, w), curves=[], stopped=None, seconds=0.0,
                      fit_seconds=round(fit_secs, 2))
+    return gmm, ref, tx, mlps, dist, res
+
+# %% ../../nbs/45_convergence.ipynb #59b71e95
+def convergence_setting(d: int, N: int, w: float, members: list[dict], runs_dir, cache_dir=None, progress: bool = True,
+                        **sizes) -> dict:
+    "Train the members of one (d, N, w) setting as one ensemble until every k's seed-mean 1-step SW2 improves < plateau over a doubling of steps (or max_steps), measuring at log-spaced steps; resumable (state saved every save_every steps)."
+    s = {**CONVERGENCE_DEFAULTS, **sizes}
+    unknown = sorted(set(sizes) - set(CONVERGENCE_DEFAULTS))
+    if unknown: raise ValueError(f"unknown convergence size(s) {unknown}")
+    if 1000 % N: raise ValueError(f"N={N} must divide the 1000 train timesteps")
+    members = [dict(N=N, **m) for m in members]
+    keyed, jpath, spath = _setting_files(d, N, w, members, s, runs_dir)
+    res = json.loads(jpath.read_text()) if jpath.exists() else None
+    steps = training_eval_steps(s["first_eval"], s["max_steps"])
+    if res is not None and (res["stopped"] == "plateau" or res["curves"][-1]["step"] >= s["max_steps"]): return res
+    gmm, ref, tx, mlps, dist, res = _start_setting(d, N, w, members, s, keyed, res, spath, cache_dir)
     measure = lambda step, losses: _measure_members(dist, mlps, gmm, ref, tx, N, w, step, losses)
     def save_state():
         atomic_write(spath, lambda p: torch.save(dist.state_dict(), p))
