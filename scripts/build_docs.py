@@ -18,7 +18,7 @@ Links to notebooks become links to their pages. Open `_docs/index.html` in a bro
 The notebook list comes from `nbs/*.ipynb` at build time: numbered library notebooks in number order, grouped by
 layer (the tens digit of the number), then the unnumbered entry notebooks; `index.ipynb` is the home page.
 """
-import argparse, html, importlib, json, os, re, shutil, sys, time, warnings
+import argparse, contextlib, html, importlib, json, os, re, shutil, sys, time, warnings
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -66,6 +66,25 @@ def _nbdev():
     return SimpleNamespace(**locals())
 
 
+@contextlib.contextmanager
+def local_doclinks(lib_name):
+    "nbdev's `add_links` links backticked names to the docs of installed nbdev libraries; add this checkout's index."
+    from importlib.metadata import EntryPoint
+    from nbdev import doclinks
+    real = doclinks.entry_points
+
+    def with_local(*a, **kw):
+        eps = real(*a, **kw)
+        if kw.get("group") != "nbdev": return eps
+        return [e for e in eps if e.name != lib_name] + [EntryPoint(lib_name, f"{lib_name}._modidx:d", "nbdev")]
+    doclinks.entry_points = with_local
+    doclinks._build_lookup_table.cache_clear()
+    try: yield
+    finally:
+        doclinks.entry_points = real
+        doclinks._build_lookup_table.cache_clear()
+
+
 def doc_processors(module_prefix):
     "nbdev's documentation processors, with `exec_show_docs` (which re-runs the notebook's cells) replaced."
     nd = _nbdev()
@@ -85,6 +104,11 @@ def doc_processors(module_prefix):
             if self.ns is None: raise ValueError(f"{self.nb.path_}: show_doc without a `#| default_exp` module")
             expr = "\n".join(l for l in cell.source.splitlines() if not l.lstrip().startswith("#|"))
             md = eval(expr, self.ns)._repr_markdown_()
+            # the source link is written with a Quarto attribute block: as HTML here
+            md = re.sub(r"\[source\]\(([^)\s]*)\)\{[^}]*\}", r'<a class="source-link" href="\1">source</a>', md)
+            name = re.search(r"show_doc\(\s*([\w.]+)", expr)
+            if name and name.group(1) != name.group(1).lower():   # nbdev's links use the lower-case name as anchor
+                md = f'<span id="{name.group(1).lower()}"></span>\n\n' + md
             cell.outputs = [nd.dict2obj({"output_type": "display_data", "metadata": {},
                                       "data": {"text/markdown": md.splitlines(True)}})]
 
@@ -118,6 +142,14 @@ def process(path, procs):
     nb.path_ = str(path)
     nd.NBProcessor(nb=nb, procs=procs).process()
     fm = dict(getattr(nb, "frontmatter_", {}) or {})
+    # add_show_docs inserts each name's cell right after the exporting cell, so a cell's names come out reversed
+    sd, i = list(nb.cells), 0
+    while i < len(sd):
+        j = i
+        while j < len(sd) and sd[j].get("has_sd"): j += 1
+        if j > i + 1: sd[i:j] = sd[i:j][::-1]
+        i = max(j, i + 1)
+    nb.cells = sd
     cells = []
     for i, c in enumerate(nb.cells):
         if c.cell_type == "raw" and c.source.lstrip().startswith("---"): continue   # nbdev's frontmatter cell
@@ -222,6 +254,7 @@ a.anchor-link { visibility: hidden; text-decoration: none; margin-left: 0.3em; }
 .jp-InputArea-editor .highlight pre { overflow-x: auto; padding: var(--jp-code-padding) 4px; margin: 0; }
 .jp-Collapser { display: none; }
 .jp-RenderedMarkdown img { max-width: 100%; }
+a.source-link { float: right; font-size: smaller; }
 @media (max-width: 800px) { .site-nav { position: static; width: auto; } .site-main { margin-left: 0; } }
 """
 
@@ -306,7 +339,8 @@ class Site:
             name, _, frag = url[len(self.doc_prefix):].partition("#")
             p = self.nbdev_names.get(name)
             return os.path.relpath(self.out / p.out, here) + (f"#{frag}" if frag else "") if p else url
-        if _re_scheme.match(url) or url.startswith("//"): return url
+        if _re_scheme.match(url) or url.startswith("//"):
+            return url[:-len("#LNone")] if url.endswith("#LNone") else url   # show_doc's source link, no line known
         path, _, frag = url.partition("#")
         path = path.split("?")[0]
         if not path: return url
@@ -371,52 +405,55 @@ def copy_assets(out):
 
 def build(out, nbs=NBS, quiet=False):
     "Render every notebook in `nbs` (and the markdown reports they link to) into `out`; returns the broken links."
-    t0 = time.time()
+    t0, cwd = time.time(), os.getcwd()
     os.chdir(ROOT)                     # nbdev reads settings.ini from the working directory
     if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # this checkout's library, not an installed one
-    import nbformat
-    cfg = _nbdev().get_config()
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    copy_assets(out)
-    srcs = notebooks(nbs)
-    pages = []
-    for src in srcs:
-        fm = front_matter(src)
-        pages.append(Page(src, "index.html" if src.stem == "index" else f"{src.stem}.html",
-                          fm.get("title", src.stem), fm.get("description", "")))
-    site, exp, procs = Site(out, pages, cfg), exporter(), doc_processors(cfg.lib_name)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    say(f"building {len(pages)} notebooks from {nbs} into {out}")
-    todo, i = list(pages), 0
-    while todo:
-        page = todo.pop(0)
-        i += 1
-        t = time.time()
-        if page.kind == "notebook":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                nb, fm = process(page.src, procs)
-        else:
-            nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                  "cells": [{"id": "report", "cell_type": "markdown", "metadata": {}, "source": _strip_h1(page.src.read_text())}]}
-        up = os.path.relpath(out, (out / page.out).parent).replace(os.sep, "/") + "/"
-        up = "" if up == "./" else up
-        body, _ = exp.from_notebook_node(nbformat.reads(json.dumps(nb), as_version=4), resources={"site": {
-            "name": cfg.get("title", cfg.lib_name), "title": page.title, "description": page.description,
-            "description_html": _md_inline(page.description), "up": up,
-            "source": str(page.src.relative_to(ROOT)), "sidebar": sidebar(pages, page, up)}})
-        before = len(site.reports)
-        body = site.rewrite(page, body)
-        todo += site.reports[before:]
-        dest = out / page.out
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(body)
-        say(f"[{i:2d}/{len(pages) + len(site.reports)}] {page.src.relative_to(ROOT)} -> {page.out}"
-            f"  ({time.time() - t:.1f} s)")
+    try:
+        cfg = _nbdev().get_config()
+        out = Path(out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        copy_assets(out)
+        pages = []
+        for src in notebooks(nbs):
+            fm = front_matter(src)
+            pages.append(Page(src, "index.html" if src.stem == "index" else f"{src.stem}.html",
+                              fm.get("title", src.stem), fm.get("description", "")))
+        site, exp, procs = Site(out, pages, cfg), exporter(), doc_processors(cfg.lib_name)
+        say(f"building {len(pages)} notebooks from {nbs} into {out}")
+        todo, i = list(pages), 0
+        with local_doclinks(cfg.lib_name), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            while todo:
+                page, i, t = todo.pop(0), i + 1, time.time()
+                before = len(site.reports)
+                render(page, site, exp, procs, cfg)
+                todo += site.reports[before:]
+                say(f"[{i:2d}/{len(pages) + len(site.reports)}] {page.src.relative_to(ROOT)} -> {page.out}"
+                    f"  ({time.time() - t:.1f} s)")
+    finally: os.chdir(cwd)
     for b in site.broken: say(f"broken link: {b}")
     say(f"built {i} pages in {time.time() - t0:.1f} s: open {out / 'index.html'}")
     return site.broken
+
+
+def render(page, site, exp, procs, cfg):
+    "One page: a notebook through nbdev's processors, or a markdown report as a one-cell notebook; then to HTML."
+    import nbformat
+    if page.kind == "notebook": nb, _ = process(page.src, procs)
+    else:
+        nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+            {"id": "report", "cell_type": "markdown", "metadata": {}, "source": _strip_h1(page.src.read_text())}]}
+    out = site.out
+    up = os.path.relpath(out, (out / page.out).parent).replace(os.sep, "/") + "/"
+    up = "" if up == "./" else up
+    body, _ = exp.from_notebook_node(nbformat.reads(json.dumps(nb), as_version=4), resources={"site": {
+        "name": cfg.get("title", cfg.lib_name), "title": page.title, "description": page.description,
+        "description_html": _md_inline(page.description), "up": up,
+        "source": str(page.src.relative_to(ROOT)), "sidebar": sidebar(site.pages, page, up)}})
+    dest = out / page.out
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(site.rewrite(page, body))
 
 
 def _strip_h1(md):
