@@ -96,15 +96,16 @@ def doc_processors(module_prefix):
         def begin(self):
             mods = [c.directives_["default_exp"][0] for c in self.nb.cells
                     if c.cell_type == "code" and c.get("directives_", {}).get("default_exp")]
-            self.ns = None
-            if mods:
-                self.ns = dict(vars(importlib.import_module(f"{module_prefix}.{mods[0]}")), show_doc=show_doc)
+            self.ns, self.mod = None, f"{module_prefix}.{mods[0]}" if mods else None
+            if mods: self.ns = dict(vars(importlib.import_module(self.mod)), show_doc=show_doc)
 
         def cell(self, cell):
             if cell.cell_type != "code" or not getattr(cell, "has_sd", False) and not P._is_showdoc(cell): return
             if self.ns is None: raise ValueError(f"{self.nb.path_}: show_doc without a `#| default_exp` module")
             expr = "\n".join(l for l in cell.source.splitlines() if not l.lstrip().startswith("#|"))
-            md = eval(expr, self.ns)._repr_markdown_()
+            try: md = eval(expr, self.ns)._repr_markdown_()
+            except Exception as e:
+                raise RuntimeError(f"{self.nb.path_}: {expr!r} failed against {self.mod}: {e!r}") from e
             # the source link is written with a Quarto attribute block: as HTML here
             md = re.sub(r"\[source\]\(([^)\s]*)\)\{[^}]*\}", r'<a class="source-link" href="\1">source</a>', md)
             name = re.search(r"show_doc\(\s*([\w.]+)", expr)
