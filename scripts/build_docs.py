@@ -114,10 +114,10 @@ def doc_processors(module_prefix):
             cell.outputs = [nd.dict2obj({"output_type": "display_data", "metadata": {},
                                       "data": {"text/markdown": md.splitlines(True)}})]
 
-    class with_path(P.FilterDefaults):
+    class DocProcs(P.FilterDefaults):
         def base_procs(self):
             return [show_docs_from_module if p is P.exec_show_docs else p for p in super().base_procs()]
-    return with_path().procs()
+    return DocProcs().procs()
 
 
 _re_quarto = re.compile(r"^\s*#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
@@ -190,7 +190,8 @@ PAGE = r"""{%- extends 'base.html.j2' -%}
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>{{ resources.site.title | e }} · {{ resources.site.name | e }}</title>
+<title>{{ resources.site.title | e }}
+{%- if resources.site.title != resources.site.name %} · {{ resources.site.name | e }}{% endif %}</title>
 <link rel="stylesheet" href="{{ resources.site.up }}static/index.css">
 <link rel="stylesheet" href="{{ resources.site.up }}static/theme-light.css">
 <link rel="stylesheet" href="{{ resources.site.up }}static/site.css">
@@ -207,7 +208,7 @@ MathJax.Hub.Config({
 <script src="{{ resources.site.up }}mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"></script>
 </head>
 {%- endblock header -%}
-{#- as lab's, without running the highlighted source of the project's own notebooks through bleach (a third of the time) -#}
+{#- as lab's, but the highlighted source of the project's own notebooks skips bleach (a third of the time) -#}
 {% block input %}
 <div class="jp-CodeMirrorEditor jp-Editor jp-InputArea-editor" data-type="inline">
      <div class="cm-editor cm-s-jupyter">
@@ -257,6 +258,7 @@ body.jp-Notebook { margin: 0; padding: 0; }
 .page-title { font-size: 2rem; margin: 0.2rem 0 0.4rem; }
 .page-description { font-size: 1.1rem; color: #444; margin: 0 0 0.3rem; }
 .page-source { font: 12px monospace; color: #889; margin: 0; }
+.jp-OutputArea-output.jp-RenderedMarkdown { padding-left: 0.5rem; }
 .jp-RenderedMarkdown table { border-collapse: collapse; }
 a.anchor-link { visibility: hidden; text-decoration: none; margin-left: 0.3em; }
 :is(h1, h2, h3, h4):hover > a.anchor-link { visibility: visible; }
@@ -295,8 +297,8 @@ class Page:
 def exporter():
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
-    return HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True, extra_loaders=[DictLoader({"site_page.html.j2": PAGE})],
-                        template_file="site_page.html.j2")
+    return HTMLExporter(template_name="lab", template_file="site_page.html.j2", exclude_input_prompt=True,
+                        exclude_output_prompt=True, extra_loaders=[DictLoader({"site_page.html.j2": PAGE})])
 
 
 def _md_inline(s):
@@ -309,7 +311,6 @@ def _md_inline(s):
 # ------------------------------------------------------------------------------------------------------- the links
 _re_attr = re.compile(r'''(\s(?:href|src)=)(["'])(.*?)\2''', re.S)
 _re_scheme = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_re_md_link = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)")
 
 
 class Site:
@@ -349,7 +350,8 @@ class Site:
         if self.doc_prefix and url.startswith(self.doc_prefix):          # nbdev's backtick links to its own site
             name, _, frag = url[len(self.doc_prefix):].partition("#")
             p = self.nbdev_names.get(name)
-            return os.path.relpath(self.out / p.out, here) + (f"#{frag}" if frag else "") if p else url
+            if p is None: return url
+            return os.path.relpath(self.out / p.out, here).replace(os.sep, "/") + (f"#{frag}" if frag else "")
         if _re_scheme.match(url) or url.startswith("//"):
             return url[:-len("#LNone")] if url.endswith("#LNone") else url   # show_doc's source link, no line known
         path, _, frag = url.partition("#")
@@ -371,7 +373,8 @@ class Site:
         if t.is_dir():
             readme = t / "README.md"
             if readme.exists(): return self.place(readme)
-            return self.out / rel          # a folder: linked as is; the link checker reports it if nothing is there
+            self.broken.append(f"{rel}/: a folder without a README.md to show")
+            return self.out / rel
         if t.suffix == ".md":
             p = Page(t, rel.with_suffix(".html").as_posix(), _md_title(t), kind="report")
             self.by_src[t] = p
@@ -393,7 +396,7 @@ def _md_title(path):
 
 # ------------------------------------------------------------------------------------------------------------ build
 def copy_assets(out):
-    "nbconvert's notebook CSS, the site's CSS and the parts of MathJax 2 the pages load (TeX in, HTML-CSS with STIX web fonts out)."
+    "nbconvert's notebook CSS, the site's CSS, and MathJax 2 (TeX in, HTML-CSS out with the STIX web fonts)."
     import nbconvert, jupyter_core.paths
     static = out / "static"
     static.mkdir(parents=True, exist_ok=True)
@@ -473,7 +476,7 @@ def _strip_h1(md):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "_docs"), help="output folder (default: _docs/ in the repository)")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 if a link points to no file")
     a = ap.parse_args(argv)

@@ -9,8 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))),
-                None)
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install "
                                     "chromium), so the site is not checked in a browser")
 
@@ -39,7 +38,8 @@ def _title(nb):
 
 
 def _has_math(nb):
-    return any(c["cell_type"] == "markdown" and "$" in "".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+    cells = json.loads(nb.read_text())["cells"]
+    return any(c["cell_type"] == "markdown" and "$" in "".join(c["source"]) for c in cells)
 
 
 # ------------------------------------------------------------------------------------------------------- the links
@@ -52,8 +52,8 @@ def broken_links(root):
     for page in sorted(Path(root).rglob("*.html")):
         for _, url in _re_link.findall(page.read_text(errors="replace")):
             url = html.unescape(url)
-            if not url or url.startswith(("#", "data:", "mailto:", "javascript:", "//")) or re.match(r"^[a-zA-Z][\w+.-]*:", url):
-                continue
+            external = url.startswith("//") or re.match(r"^[a-zA-Z][\w+.-]*:", url)   # http:, data:, mailto: ...
+            if not url or url.startswith("#") or external: continue
             path = unquote(url.split("#")[0].split("?")[0])
             if path and not (page.parent / path).exists(): bad.append(f"{page.relative_to(root)}: {url}")
     return bad
@@ -126,12 +126,14 @@ def probe(page: Path) -> dict:
 def problems(p: dict, title: str, math: bool) -> list:
     "What is wrong with a probed page that should show `title`, a figure and (if `math`) an equation."
     out = []
-    if p["title"] != title or not p["title_shown"]: out.append(f"title {p['title']!r} (shown: {p['title_shown']}), not {title!r}")
+    if p["title"] != title or not p["title_shown"]:
+        out.append(f"title {p['title']!r} (shown: {p['title_shown']}), not {title!r}")
     if math and not p["mathjax"]: out.append("MathJax did not load")
     if math and p["math"] < 1: out.append("no rendered equation")
     if p["errors"]: out.append(f"{p['errors']} equations failed (Math Processing Error)")
     if not any(i["width"] > 0 for i in p["images"]): out.append(f"no image was drawn: {p['images']}")
-    if any(i["width"] == 0 for i in p["images"]): out.append(f"images that did not load: {[i for i in p['images'] if not i['width']]}")
+    missing = [i for i in p["images"] if not i["width"]]
+    if missing: out.append(f"images that did not load: {missing}")
     return out
 
 
