@@ -38,8 +38,9 @@ def max_weight_diff(a, b):
     return max((wa[n] - wb[n]).abs().max().item() for n in wa)
 
 
-@pytest.mark.parametrize("kw", [dict(loss="direct", eval_ema_decay=0.9), dict(loss="cm", target="ema", max_grad_norm=0.5)],
-                         ids=["direct-eval-ema", "cm-ema-clip"])
+@pytest.mark.parametrize("kw", [dict(loss="direct", eval_ema_decay=0.9), dict(loss="cm", target="ema", max_grad_norm=0.5),
+                                dict(loss="direct", guided_init_steps=2)],
+                         ids=["direct-eval-ema", "cm-ema-clip", "direct-guided-start"])
 def test_batched_members_equal_single_runs(assets, tmp_path, kw):
     batched = run_members(cfgs(assets, tmp_path / "b", **kw), progress=False)
     single = [run(c, progress=False) for c in cfgs(assets, tmp_path / "o", **kw)]

@@ -101,6 +101,7 @@ def test_notebook_numbers_follow_the_layers():
         m = re.fullmatch(r"(\d\d)_[a-z0-9_]+", nb.stem)
         assert m, f"{nb.name}: an exporting notebook is named NN_name (no letter suffix)"
         band = BAND[exp.group(1).split(".")[0]]
-        assert band <= int(m.group(1)) < band + 10, f"{nb.name} exports {exp.group(1)}: numbers {band:02d}-{band + 9:02d}"
+        assert band <= int(m.group(1)) < band + 10, \
+            f"{nb.name} exports {exp.group(1)}: numbers {band:02d}-{band + 9:02d}"
         assert m.group(1) not in numbers, f"{nb.name} and {numbers[m.group(1)]} share a number"
         numbers[m.group(1)] = nb.name

@@ -142,3 +142,19 @@ def test_ema_copy_is_evaluated_beside_the_student_and_resumes(assets, tmp_path):
     log = [json.loads(l) for l in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
     assert "eval_ema" in log[1] and log[1]["eval_ema"]["1"] == [json.loads(l) for l in (tmp_path / "full" / "log.jsonl").read_text().splitlines()][1]["eval_ema"]["1"]
     with pytest.raises(ValueError, match="eval_ema_decay"): TrainConfig(eval_ema_decay=1.0).validate()
+
+
+def test_guided_start_fits_the_guided_eps_and_resumes(assets, tmp_path):
+    "guided_init_steps: the student is regressed on the guided eps before step 1 (guided_init.json); a resumed run equals an uninterrupted one."
+    kw = dict(eval_every=0, checkpoint_every=2, max_steps=4, eval_steps=[1], guided_init_steps=3)
+    full = run(_cfg(assets, tmp_path / "full", **kw), progress=False)
+    fit = json.loads((tmp_path / "full" / "guided_init.json").read_text())
+    assert fit["steps"] == 3 and fit["mse_first"] > 0
+    plain = run(_cfg(assets, tmp_path / "plain", **{**kw, "guided_init_steps": 0}), progress=False)
+    assert plain["eval"] != full["eval"] and not (tmp_path / "plain" / "guided_init.json").exists()
+    assert run(_cfg(assets, tmp_path / "part", **kw), progress=False, stop_after=2) == dict(stopped_at=2)
+    assert run(_cfg(assets, tmp_path / "part", **kw), progress=False)["eval"] == full["eval"]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="guided_init_steps"): TrainConfig(guided_init_steps=bad).validate()
+    with pytest.raises(ValueError, match="guided_init_steps"):
+        TrainConfig(preset="sdxl-paper", data="x", mixed_precision="no", guided_init_steps=2).validate()

@@ -13,9 +13,9 @@ from ..support.config import TrainConfig
 from ..core.schedules import timestep_grid
 from ..core.solvers import solve_between, EvalCounter
 from ..core.losses import ConsistencyLoss
-from ..support.runio import append_jsonl, seeded_generator, truncate_jsonl
+from ..support.runio import append_jsonl, atomic_json, seeded_generator, truncate_jsonl
 from ..presets.base import InMemoryEvaluation, Preset, preset_class
-from .training import (build_student, evaluate, latest_checkpoint, make_optimizer, prepare_output_dir,
+from .training import (build_student, fit_guided_eps, evaluate, latest_checkpoint, make_optimizer, prepare_output_dir,
                                 publish_checkpoint, run, write_results)
 
 # %% auto #0
@@ -77,6 +77,8 @@ class Members:
         for c in cfgs:
             torch.manual_seed(c.seed)                      # as training.train before build_student
             student, self.teacher_eps = build_student(preset, c)
+            if c.guided_init_steps:                        # as training.train (refitted on resume: the checkpoint then overwrites it)
+                atomic_json(fit_guided_eps(student, self.teacher_eps, preset, c, c.guided_init_steps), Path(c.output_dir) / "guided_init.json")
             if any(isinstance(mod, torch.nn.Dropout) and mod.p > 0 for mod in student.modules()):
                 raise ValueError("the student has dropout: the members would share one random stream; train it with training.run")
             self.students.append(student)

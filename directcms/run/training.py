@@ -21,8 +21,8 @@ from ..support.digits_metrics import save_sample_grid
 from ..presets.base import StreamingEvaluation, preset_class
 
 # %% auto #0
-__all__ = ['build_student', 'split_batch', 'make_optimizer', 'latest_checkpoint', 'save_checkpoint', 'publish_checkpoint',
-           'prepare_output_dir', 'train', 'evaluate', 'run', 'write_results']
+__all__ = ['GUIDED_INIT_STREAM', 'build_student', 'split_batch', 'fit_guided_eps', 'make_optimizer', 'latest_checkpoint',
+           'save_checkpoint', 'publish_checkpoint', 'prepare_output_dir', 'train', 'evaluate', 'run', 'write_results']
 
 # %% ../../nbs/30_training.ipynb #e1303e18
 def build_student(preset, cfg):
@@ -43,6 +43,32 @@ def split_batch(batch_size: int, num_processes: int) -> int:
         raise ValueError(f"batch_size={batch_size} is invalid: allowed a multiple of the {num_processes} processes "
                          f"(batch_size is the global batch, split evenly across them)")
     return batch_size // num_processes
+
+# %% ../../nbs/30_training.ipynb #29c88732
+GUIDED_INIT_STREAM = 1                  # the extra key of the guided start's generators: a stream of its own
+
+def fit_guided_eps(student, teacher_eps, preset, cfg, steps: int, device=None) -> dict:
+    "Regress the student's eps on the teacher's guided eps for `steps` AdamW steps; returns the mean squared error before and after."
+    device = device or torch.device("cpu")
+    ac = preset.alphas_cumprod.to(device, torch.float32)
+    grid = timestep_grid(len(ac), cfg.num_intervals).to(device)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    losses = []
+    for i in range(steps):
+        g = seeded_generator(cfg.seed, i, 0, GUIDED_INIT_STREAM)
+        x0, cond = preset.batch(g, cfg.batch_size)
+        t = grid[torch.randint(1, len(grid), (len(x0),), generator=g)]
+        noise = torch.randn(x0.shape, generator=g)
+        x0, noise, cond = x0.to(device), noise.to(device), {k: v.to(device) for k, v in cond.items()}
+        a = ac[t].view(-1, *[1] * (x0.dim() - 1))
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        with torch.no_grad(): target = teacher_eps(xt, t, **cond)
+        loss = torch.nn.functional.mse_loss(student.eps_model(xt, t, **cond).float(), target.float())
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    k = max(1, steps // 10)
+    return dict(steps=steps, mse_first=float(np.mean(losses[:k])) if losses else None, mse_last=float(np.mean(losses[-k:])) if losses else None)
+
 
 # %% ../../nbs/30_training.ipynb #9b2329bd
 def make_optimizer(cfg, params, say: bool = True) -> tuple[torch.optim.Optimizer, str]:
@@ -119,6 +145,10 @@ def train(cfg: TrainConfig, preset=None, progress: bool = True, stop_after: int 
         preset = preset or preset_class(cfg.preset)(cfg, progress=progress and acc.is_main_process)
     torch.manual_seed(cfg.seed)
     student, teacher_eps = build_student(preset, cfg)
+    if cfg.guided_init_steps and not (cfg.resume and latest_checkpoint(out)[0] is not None):   # a checkpoint holds the fitted weights
+        preset.to(acc.device); student.to(acc.device)
+        fit = fit_guided_eps(student, teacher_eps, preset, cfg, cfg.guided_init_steps, acc.device)
+        if acc.is_main_process: atomic_json(fit, out / "guided_init.json")
     ema = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.target == "ema" else None)
     ema_eval = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.eval_ema_decay), use_buffers=True)

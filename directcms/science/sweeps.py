@@ -14,7 +14,7 @@ from ..core.parameterization import ConsistencyModel
 from ..core.sampling import teacher_sample
 from ..support.runio import atomic_write, seeded_generator as _gen   # a generator per tuple of ints: one stream per purpose
 from .testbed import (WIDTHS, ANALYTIC_DEFAULTS, analytic_teacher, analytic_settings, run_key, reference_set,
-                               sample_quality, student_quality, teacher_path)
+                               sample_quality, student_quality, teacher_path, guidance_expression)
 from .ensemble import distill, distill_ensemble
 
 # %% auto #0
@@ -23,13 +23,16 @@ __all__ = ['SCALES', 'GRID_KEYS', 'analytic_group', 'analytic_experiment', 'anal
 
 # %% ../../nbs/43_sweeps.ipynb #db13b649
 def _fit_student(sh: dict, gmm, teacher_eps, seed: int, cache_dir) -> dict:
-    "One seed's reference set and its student fitted to the guided teacher's eps (initial weights from the seed, kept to restart from)."
+    "One seed's reference set and its student fitted to the teacher's eps (guided, or at fit_w; initial weights from the seed, kept to restart from)."
     refset = reference_set(gmm, sh["w"], sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
+    refsets = {wp: refset if wp == sh["w"] else reference_set(gmm, wp, sh["num_eval"], seed, cache_dir, sh["ref_rtol"], sh["ref_atol"])
+               for wp in sh["w_grid"] or []}                              # the same noise at each w' of the guidance measures
     t0 = time.time()
     torch.manual_seed(int(_gen(seed, 4).initial_seed() % 2**31))    # the student's initial weights
     mlp = MLPEps(sh["d"], gmm.num_classes, width=WIDTHS[sh["width"]], depth=sh["depth"]).double()
-    fit = fit_to_teacher(mlp, teacher_eps, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
-    return dict(refset=refset, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
+    target = teacher_eps if sh["fit_w"] is None else gmm.guided_eps_model(sh["fit_w"])
+    fit = fit_to_teacher(mlp, target, gmm, steps=sh["fit_steps"], lr=sh["fit_lr"], generator=_gen(seed, 5))
+    return dict(refset=refset, refsets=refsets, mlp=mlp, fit=fit, init_state={k: v.clone() for k, v in mlp.state_dict().items()},
                 fit_seconds=time.time() - t0, teacher_cache={})
 
 def _teacher_level(gmm, teacher_eps, fitted: dict, N: int, seed: int, w: float) -> tuple:
@@ -40,8 +43,10 @@ def _teacher_level(gmm, teacher_eps, fitted: dict, N: int, seed: int, w: float) 
     tref = teacher_sample(teacher_eps, other, ac, N, "ddim", dict(y=refset["y"]))   # independent noise
     fitted["mlp"].load_state_dict(fitted["init_state"])
     init = ConsistencyModel(fitted["mlp"], ac).eval()
-    return tx, dict(teacher=sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w),
-                    init=student_quality(init, gmm, refset, tx, N, seed, w)[0]), tref
+    teacher, (init_m, init_x) = sample_quality(gmm, tx, refset["y"], refset["ref"], refset["exact"], tx, w), student_quality(init, gmm, refset, tx, N, seed, w)
+    if fitted["refsets"]:
+        teacher |= guidance_expression(tx, fitted["refsets"], w); init_m["1"] |= guidance_expression(init_x[1], fitted["refsets"], w)
+    return tx, dict(teacher=teacher, init=init_m), tref
 
 # %% ../../nbs/43_sweeps.ipynb #027e1feb
 def _write_run(s: dict, student, gmm, teacher_eps, fitted: dict, level: tuple, losses, secs: float, runs_dir: Path) -> dict:
@@ -51,6 +56,7 @@ def _write_run(s: dict, student, gmm, teacher_eps, fitted: dict, level: tuple, l
     metrics, samples = student_quality(student, gmm, refset, tx, N, s["seed"], w)
     one = samples[1]                                                  # 1 step: no noise is drawn
     metrics["1"]["sw_teacher"] = sliced_wasserstein(one, tref)       # to the teacher's own distribution
+    if fitted["refsets"]: metrics["1"] |= guidance_expression(one, fitted["refsets"], w)
     tail = max(1, len(losses) // 10)
     res = dict(settings=s, metrics=metrics, teacher=extra["teacher"], init=extra["init"],
                floor=dict(sw=sliced_wasserstein(refset["exact"], refset["ref"]),

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from .analytic import GaussianMixture, ring_mixture, cfg_eps_at, reference_solve, mean_log_likelihood, mode_coverage
 from ..core.distances import sliced_wasserstein, frechet_between
+from ..support.guidance_measures import guidance_projection
 from ..core.guidance import null_class
 from ..core.sampling import cm_sample
 from ..core.schedules import timestep_grid
@@ -16,9 +17,9 @@ from ..core.solvers import solve
 from ..support.runio import atomic_write, seeded_generator as _gen   # a generator per tuple of ints: one stream per purpose
 
 # %% auto #0
-__all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'analytic_teacher', 'mode_radius', 'analytic_settings', 'run_key',
-           'reference_set', 'sample_quality', 'student_quality', 'teacher_path', 'mode_features', 'feature_fd',
-           'data_score', 'error_split']
+__all__ = ['WIDTHS', 'SAMPLE_STEPS', 'ANALYTIC_DEFAULTS', 'HASH_NEUTRAL', 'analytic_teacher', 'mode_radius', 'analytic_settings',
+           'run_key', 'reference_set', 'sample_quality', 'student_quality', 'teacher_path', 'guidance_expression',
+           'mode_features', 'feature_fd', 'data_score', 'error_split']
 
 # %% ../../nbs/41_testbed.ipynb #63928b61
 WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
@@ -26,7 +27,11 @@ WIDTHS = {"small": 32, "large": 256}     # MLPEps widths of the capacity axis
 SAMPLE_STEPS = (1, 2, 4)                   # student sampling steps that are measured
 
 ANALYTIC_DEFAULTS = dict(num_components=8, num_classes=4, radius=2.0, std=0.15, depth=3, fit_steps=500, fit_lr=3e-3,
-                         train_steps=200, batch_size=256, lr=1e-3, num_eval=1000, ref_rtol=1e-6, ref_atol=1e-8)
+                         train_steps=200, batch_size=256, lr=1e-3, num_eval=1000, ref_rtol=1e-6, ref_atol=1e-8,
+                         fit_w=None, w_grid=None)
+# fit_w: the guidance of the warm start's target eps (None: the training w, a guided start; 1: the unguided conditional eps);
+# w_grid: exact guidance scales w' for the 1-step guidance measures (w*, gamma; None: none). Both leave run_key unchanged at None.
+HASH_NEUTRAL = dict(fit_w=None, w_grid=None)
 
 def analytic_teacher(d: int, num_components: int = 8, num_classes: int = 4, radius: float = 2.0, std: float = 0.15,
                      seed: int = 0) -> GaussianMixture:
@@ -57,11 +62,20 @@ def analytic_settings(**kw) -> dict:
     if s["width"] not in WIDTHS: raise ValueError(f"width={s['width']!r}: one of {list(WIDTHS)}")
     if 1000 % s["N"]: raise ValueError(f"N={s['N']} must divide the 1000 train timesteps")
     s["w"] = float(s["w"])
+    fw, wg = s["fit_w"], s["w_grid"]
+    if fw is not None and (isinstance(fw, bool) or not isinstance(fw, (int, float)) or not fw > 0):
+        raise ValueError(f"fit_w={fw!r}: None (the training w) or a number > 0")
+    if fw is not None: s["fit_w"] = float(fw)
+    if wg is not None:
+        if not isinstance(wg, (list, tuple)) or not wg or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in wg):
+            raise ValueError(f"w_grid={wg!r}: None or a non-empty list of numbers > 0")
+        s["w_grid"] = sorted({float(v) for v in wg} | {1.0, s["w"]})
     return s
 
 def run_key(settings: dict) -> str:
     "File stem of one run: the axes in clear plus a hash of every setting, so other sizes never collide (resumable sweeps of Vouitsis et al. 2024's testbed)."
-    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    hashed = {k: v for k, v in settings.items() if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+    h = hashlib.sha1(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:8]
     return f"d{settings['d']}_w{settings['w']:g}_N{settings['N']}_k{settings['k']}_{settings['width']}_s{settings['seed']}_{h}"
 
 # %% ../../nbs/41_testbed.ipynb #d4419c1b
@@ -108,6 +122,20 @@ def teacher_path(student, teacher_eps, gmm, refset, N, n=16):
         solve(teacher_eps, path[0], grid, gmm.alphas_cumprod, "ddim", dict(y=y), callback=lambda st: path.append(st["x"]))
         pred = [student(x, grid[j].expand(n), y=y) for j, x in enumerate(path[:-1])]
     return torch.stack(path, 1), torch.stack(pred, 1)
+
+# %% ../../nbs/41_testbed.ipynb #c5149e88
+def guidance_expression(x, refsets: dict, w: float) -> dict:
+    "w* (the w' of refsets {w': reference_set} whose independent exact samples are nearest in sliced W2), SW2 to each, and gamma (guidance_projection: mean, median; pooled) of samples x from the evaluation noise."
+    sw = {wp: sliced_wasserstein(x, r["ref"]) for wp, r in sorted(refsets.items())}
+    out = {f"sw_w{wp:g}": v for wp, v in sw.items()} | dict(w_star=min(sw, key=sw.get))
+    if 1.0 in refsets and w in refsets and w != 1.0:
+        u, g = refsets[1.0]["exact"], refsets[w]["exact"]
+        gamma = guidance_projection(x, g, u)                              # per sample; NaN where guidance moves it < 1e-3
+        d, s = (g - u).flatten(1), (x - u).flatten(1)
+        out |= dict(gamma_mean=gamma.nanmean().item(), gamma_median=gamma.nanmedian().item(),
+                    gamma_pooled=((s * d).sum() / d.pow(2).sum()).item())   # sum of projections / sum of squared norms: robust
+    return out
+
 
 # %% ../../nbs/41_testbed.ipynb #fff6944b
 def mode_features(gmm: GaussianMixture, x):

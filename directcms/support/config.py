@@ -71,6 +71,7 @@ class TrainConfig:
     target: str = "online"           # target network: online (student under no_grad) | ema
     ema_decay: float = None          # decay of the EMA target network (target="ema")
     eval_ema_decay: float = None     # an EMA copy of the student's weights with this decay, evaluated beside them ("eval_ema"); None = off
+    guided_init_steps: int = 0       # AdamW steps fitting the student's eps to the teacher's guided eps before distillation; 0 = start from the teacher
     target_steps: int = None         # override the loss: teacher steps in the target (1 = cm, "all" = direct)
     lora_rank: int = None            # 0 = full fine-tune; > 0 = LoRA of that rank (peft)
     optimizer: str = None            # adamw | adamw8bit (bitsandbytes on CUDA; else adamw, said in a printed line and the log)
@@ -166,6 +167,9 @@ class TrainConfig:
         if e is not None and (isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e < 1):
             bad("eval_ema_decay", "None or a number in [0, 1)")
         if e is not None and self.lora_rank: bad("eval_ema_decay", "None with LoRA (an EMA copy of the student would copy the frozen network too)")
+        gi = self.guided_init_steps
+        if isinstance(gi, bool) or not isinstance(gi, int) or gi < 0: bad("guided_init_steps", "an integer >= 0")
+        if gi and entry.needs_data: bad("guided_init_steps", f"0 with preset={self.preset!r} (the guided start draws in-memory training examples)")
         ts = self.target_steps
         if ts is not None and ts != "all" and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 1):
             bad("target_steps", "None (from loss), a positive integer, or 'all'")

@@ -1,0 +1,39 @@
+"Every committed science report regenerates from its committed CSVs, and the intervals the README quotes are in those reports."
+import re, shutil
+from pathlib import Path
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGS = ROOT / "figures"
+# lines that depend on the machine or the call, not on the CSV
+VOLATILE = ("Wall time", "Written by", "Figure:")
+
+def _stable(text):
+    return [l for l in text.splitlines() if not l.startswith(VOLATILE)]
+
+def _regenerate(tmp_path, notebook, csvs, md, **params):
+    figs = tmp_path / "figs"; figs.mkdir()
+    for c in csvs: shutil.copy(FIGS / c, figs / c)
+    pm.execute_notebook(str(ROOT / "nbs" / notebook), str(tmp_path / "out.ipynb"), cwd=str(ROOT), kernel_name="python3",
+                        progress_bar=False, parameters=dict(figures_dir=str(figs), **params))
+    return (figs / md).read_text()
+
+def test_courses_report_regenerates_from_the_csv(tmp_path):
+    new = _regenerate(tmp_path, "digits_courses.ipynb", ["science_courses.csv"], "science_courses.md", train=False,
+                      runs_dir=str(tmp_path / "no-runs"))
+    assert _stable(new) == _stable((FIGS / "science_courses.md").read_text())
+
+def test_guidance_report_regenerates_from_the_csvs(tmp_path):
+    csvs = [p.name for p in FIGS.glob("science_*.csv") if p.stem in ("science_courses", "science_guided_start", "science_courses_w1", "science_courses_w6")]
+    new = _regenerate(tmp_path, "science_guidance.ipynb", csvs, "science_guidance.md")
+    assert _stable(new) == _stable((FIGS / "science_guidance.md").read_text())
+
+def test_readme_intervals_are_in_the_reports():
+    "Every '[low, high]' interval in the README's answer is printed, with its mean, by a committed report."
+    readme = (ROOT / "README.md").read_text()
+    reports = "\n".join(p.read_text() for p in FIGS.glob("*.md"))
+    quoted = re.findall(r"(-?[\d.]+(?:e-?\d+)?) \[(-?[\d.]+(?:e-?\d+)?), (-?[\d.]+(?:e-?\d+)?)\]", readme)
+    assert quoted, "the README quotes no interval"
+    for mean, lo, hi in quoted:
+        assert f"{mean} [{lo}, {hi}]" in reports, f"README quotes {mean} [{lo}, {hi}], which no figures/*.md prints"
