@@ -37,3 +37,14 @@ def test_readme_intervals_are_in_the_reports():
     assert quoted, "the README quotes no interval"
     for mean, lo, hi in quoted:
         assert f"{mean} [{lo}, {hi}]" in reports, f"README quotes {mean} [{lo}, {hi}], which no figures/*.md prints"
+
+
+def test_readme_paths_exist():
+    "Every link and every repository path the README names exists."
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    paths = re.findall(r"`((?:nbs|figures|scripts|benchmarks|tests|directcms|\.ci)/[^`\s]*)`", readme)
+    assert links and paths
+    missing = [p for p in links + paths if not p.startswith("http") and not (ROOT / p).exists()]
+    assert not missing, f"README names paths that do not exist: {missing}"
+    assert len(readme.splitlines()) <= 150
