@@ -11,7 +11,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from ..support.config import TrainConfig
-from ..core.schedules import timestep_grid
+from ..core.schedules import alpha_sigma, bcast, timestep_grid
 from ..core.guidance import cfg_eps
 from ..core.parameterization import ConsistencyModel
 from ..core.losses import consistency_distillation_loss
@@ -60,8 +60,8 @@ def fit_guided_eps(student, teacher_eps, preset, cfg, steps: int, device=None) -
         t = grid[torch.randint(1, len(grid), (len(x0),), generator=g)]
         noise = torch.randn(x0.shape, generator=g)
         x0, noise, cond = x0.to(device), noise.to(device), {k: v.to(device) for k, v in cond.items()}
-        a = ac[t].view(-1, *[1] * (x0.dim() - 1))
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        a, s = alpha_sigma(t, ac)
+        xt = bcast(a, x0) * x0 + bcast(s, x0) * noise
         with torch.no_grad(): target = teacher_eps(xt, t, **cond)
         loss = torch.nn.functional.mse_loss(student.eps_model(xt, t, **cond).float(), target.float())
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
