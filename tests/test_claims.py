@@ -19,10 +19,12 @@ def _regenerate(tmp_path, notebook, csvs, md, **params):
                         progress_bar=False, parameters=dict(figures_dir=str(figs), **params))
     return (figs / md).read_text()
 
-def test_courses_report_regenerates_from_the_csv(tmp_path):
-    new = _regenerate(tmp_path, "digits_courses.ipynb", ["science_courses.csv"], "science_courses.md", train=False,
-                      runs_dir=str(tmp_path / "no-runs"))
+def test_courses_report_and_table1_regenerate_from_the_csv(tmp_path):
+    new = _regenerate(tmp_path, "digits_courses.ipynb", ["science_courses.csv", "science_courses_teacher.json"],
+                      "science_courses.md", train=False, runs_dir=str(tmp_path / "no-runs"))
     assert _stable(new) == _stable((FIGS / "science_courses.md").read_text())
+    assert _stable((tmp_path / "figs" / "table1.md").read_text()) == _stable((FIGS / "table1.md").read_text())
+    assert (tmp_path / "figs" / "table1.csv").read_text() == (FIGS / "table1.csv").read_text()
 
 def test_guidance_report_regenerates_from_the_csvs(tmp_path):
     csvs = [p.name for p in FIGS.glob("science_*.csv") if p.stem in ("science_courses", "science_guided_start", "science_courses_w1", "science_courses_w6")]
@@ -48,3 +50,11 @@ def test_readme_paths_exist():
     missing = [p for p in links + paths if not p.startswith("http") and not (ROOT / p).exists()]
     assert not missing, f"README names paths that do not exist: {missing}"
     assert len(readme.splitlines()) <= 150
+
+
+def test_science_md_states_the_courses_verdict():
+    "figures/science.md carries the digits courses' paragraph exactly as nbs/science.ipynb writes it from the committed CSV."
+    from directcms.science.late_window import read_course_rows, convergence_paragraph
+    csv_path = Path("figures") / "science_courses.csv"
+    text = convergence_paragraph(read_course_rows(ROOT / csv_path), str(csv_path))
+    assert "reverses with the training length" in text and text in (FIGS / "science.md").read_text()

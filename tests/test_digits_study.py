@@ -4,7 +4,7 @@ import csv, json, os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = dict(seeds=2, budget=2, overrides=dict(batch_size=8, num_eval=32, num_intervals=10))
+SMOKE = dict(seeds=2, budget=2, courses_dir="", overrides=dict(batch_size=8, num_eval=32, num_intervals=10))
 
 
 def test_digits_seeds_notebook_smoke(tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from .sweep_results import DIGITS_AXES, compare, result_rows, mean_se, k_order
 
 # %% auto #0
 __all__ = ['LAPLACIAN', 'STUDY_FILE', 'MEASURES', 'QUALITY', 'LOSS_NAMES', 'laplacian_energy', 'high_freq_share', 'pixel_fd',
-           'pixel_measures', 'regenerate', 'run_measures', 'study_rows', 'paired', 'per_loss', 'seed_differences',
-           'study_tables', 'gap_paragraph', 'plot_paired', 'read_rows']
+           'pixel_measures', 'load_student_unet', 'recorded_eval', 'regenerate', 'run_measures', 'study_rows',
+           'late_study_rows', 'paired', 'per_loss', 'seed_differences', 'study_tables', 'gap_paragraph', 'plot_paired',
+           'read_rows']
 
 # %% ../../nbs/48_digits_study.ipynb #e3b251e0
 LAPLACIAN = torch.tensor([[0., 1., 0.], [1., -4., 1.], [0., 1., 0.]])
@@ -52,9 +53,39 @@ def pixel_measures(samples, reference, num_projections: int = 256) -> dict:
 # %% ../../nbs/48_digits_study.ipynb #2164e6c3
 STUDY_FILE = "digits_study.json"
 
-def regenerate(run_dir) -> dict:
-    "A finished digits run's student samples at every eval step and the teacher's reference, all num_eval of them, remade from output_dir/student with the run's own evaluate; with the metrics recomputed and recorded."
+def load_student_unet(run_dir, step: int | None = None, weights: str = "raw"):
+    "A finished digits run's UNet: the final student (step None), or the one saved at checkpoints/step-XXXXXXX; weights 'raw' or 'ema' (the EMA copy evaluated beside them)."
+    import torch
     from diffusers import UNet2DModel
+    run_dir = Path(run_dir)
+    if weights not in ("raw", "ema"): raise ValueError(f"weights={weights!r} is invalid: allowed 'raw' or 'ema'")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    if weights == "ema" and m["config"].get("eval_ema_decay") is None:
+        raise ValueError(f"{run_dir} kept no EMA copy (eval_ema_decay is None): weights='ema' is unavailable")
+    if step is None and weights == "ema": step = m["train"]["steps"]          # the EMA copy lives in the checkpoints only
+    folder = run_dir if step is None else run_dir / "checkpoints" / f"step-{step:07d}"
+    if not folder.exists():
+        kept = sorted(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*"))
+        raise FileNotFoundError(f"{folder} does not exist: {run_dir} keeps checkpoints at steps {kept}")
+    unet = UNet2DModel.from_pretrained(folder / "student").eval().float()
+    if weights == "ema":                          # accelerate saves the registered averages in order: target EMA, then eval EMA
+        state = torch.load(folder / f"custom_checkpoint_{1 if m['config']['target'] == 'ema' else 0}.pkl", weights_only=True)
+        prefix = "module.eps_model.unet."
+        unet.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return unet
+
+def recorded_eval(run_dir, step: int | None = None, weights: str = "raw") -> dict:
+    "The evaluation a run recorded for its weights at a training step (None: the end): {steps: metrics}, from log.jsonl or metrics.json."
+    run_dir, key = Path(run_dir), "eval" if weights == "raw" else "eval_ema"
+    m = json.loads((run_dir / "metrics.json").read_text())
+    if step is None or step == m["train"]["steps"]: return m[key]
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r.get("step") == step and key in r: return r[key]
+    raise KeyError(f"{run_dir} recorded no {key} at step {step}")
+
+def regenerate(run_dir, step: int | None = None, weights: str = "raw") -> dict:
+    "A finished digits run's student samples at every eval step and the teacher's reference, all num_eval of them, remade with the run's own evaluate from its final student or a checkpoint's (load_student_unet); with the metrics recomputed and recorded."
     from directcms.support.config import TrainConfig
     from directcms.core.guidance import cfg_eps
     from directcms.core.parameterization import ConsistencyModel
@@ -66,19 +97,19 @@ def regenerate(run_dir) -> dict:
     cfg = TrainConfig(**m["config"]).validate()
     if not issubclass(preset_class(cfg.preset), DigitsPreset):
         raise ValueError(f"{run_dir} is a {cfg.preset!r} run: regenerate reads digits runs only")
+    unet = load_student_unet(run_dir, step, weights)
     preset = preset_class(cfg.preset)(cfg, progress=False)
-    unet = UNet2DModel.from_pretrained(run_dir / "student").eval().float()
     student = ConsistencyModel(preset.eps_model(unet), preset.alphas_cumprod.float())
     teacher_eps = cfg_eps(preset.eps_model(preset.teacher_net), cfg.guidance_scale, preset.uncond)
     metrics, extra = evaluate(cfg, preset, student, teacher_eps)
-    return dict(config=m["config"], metrics=metrics, recorded=m["eval"], samples=extra["samples"],
+    return dict(config=m["config"], metrics=metrics, recorded=recorded_eval(run_dir, step, weights), samples=extra["samples"],
                 reference=extra["reference"]["samples"])
 
-def run_measures(run_dir, force: bool = False) -> dict:
-    "pixel_measures of a finished digits run at each eval step ({steps: dict}), from its regenerated samples, cached in run_dir/digits_study.json."
-    path = Path(run_dir) / STUDY_FILE
+def run_measures(run_dir, force: bool = False, step: int | None = None, weights: str = "raw") -> dict:
+    "pixel_measures of a finished digits run at each eval step ({steps: dict}), from its regenerated samples (final student, or a checkpoint's raw or EMA weights), cached in run_dir."
+    path = Path(run_dir) / (STUDY_FILE if step is None and weights == "raw" else f"digits_study-step{step or 'final'}-{weights}.json")
     if path.exists() and not force: return json.loads(path.read_text())
-    r = regenerate(run_dir)
+    r = regenerate(run_dir, step, weights)
     for k, m in r["metrics"].items():
         rec = r["recorded"][k]["ode_error"]
         if abs(m["ode_error"] - rec) > 1e-5 * max(1.0, abs(rec)):
@@ -95,6 +126,19 @@ def study_rows(results: list[dict]) -> list[dict]:
     for r in results:
         extra = run_measures(r["config"]["output_dir"])
         rows += [{**row, **extra[str(row["steps"])]} for row in result_rows([r])]
+    return rows
+
+def late_study_rows(run_dirs, checkpoints, weights: str = "ema") -> list[dict]:
+    "study_rows of finished digits runs read late in training: each recorded and pixel measure averaged over the kept `checkpoints` (training steps), for the raw weights or the EMA copy."
+    rows = []
+    for d in run_dirs:
+        m = json.loads((Path(d) / "metrics.json").read_text())
+        per = [{st: {**v, **run_measures(d, step=t, weights=weights)[st]} for st, v in recorded_eval(d, t, weights).items()}
+               for t in checkpoints]
+        avg = {st: {k: (per[0][st][k] if isinstance(per[0][st][k], int) else float(np.mean([p[st][k] for p in per])))
+                    for k in per[0][st] if all(isinstance(p[st].get(k), (int, float)) for p in per)} for st in per[0]}
+        rows += [dict(row, weights=weights, checkpoints=" ".join(map(str, checkpoints)))
+                 for row in result_rows([dict(config=m["config"], eval=avg)])]
     return rows
 
 # %% ../../nbs/48_digits_study.ipynb #aad77ff7

@@ -4,11 +4,14 @@
 
 # %% ../../nbs/46_late_window.ipynb #62806967
 from __future__ import annotations
-import itertools, math
+import csv, itertools, math
+from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['sign_flip_pvalue', 'paired_summary', 'eval_curve', 'window_steps', 'window_mean', 'gap_curve', 'sign_stability']
+__all__ = ['T1_MEASURES', 'LOSS_NAMES', 'sign_flip_pvalue', 'paired_summary', 'eval_curve', 'window_steps', 'window_mean',
+           'gap_curve', 'sign_stability', 'read_course_rows', 'course_curves', 'course_gap', 'fmt', 'mean_ci',
+           'ci_text', 'late_table1', 'table1_markdown', 'write_table1', 'convergence_paragraph']
 
 # %% ../../nbs/46_late_window.ipynb #f019a56a
 def sign_flip_pvalue(d, exact_max: int = 16, n_resamples: int = 200_000, seed: int = 0) -> float:
@@ -60,3 +63,116 @@ def sign_stability(gap: list[dict], steps=None) -> dict:
     above = sum(r["ci_low"] > 0 for r in rows); below = sum(r["ci_high"] < 0 for r in rows)
     return dict(steps=len(rows), above=above, below=below, spanning=len(rows) - above - below,
                 stable=len(rows) > 0 and (above == len(rows) or below == len(rows)))
+
+# %% ../../nbs/46_late_window.ipynb #d0d1a1a5
+def read_course_rows(path) -> list[dict]:
+    "The rows of a courses CSV (nbs/digits_courses.ipynb), numbers as floats and a missing value as nan; [] without the file."
+    if not Path(path).exists(): return []
+    num = lambda v: v if v in ("raw", "ema", "cm", "direct") else (float(v) if v not in ("", "None") else math.nan)
+    with open(path, newline="") as f: return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+def course_curves(rows: list[dict], loss: str, weights: str, measure: str, steps: int = 1, upto=None) -> dict:
+    "{seed: {training step: value}} of one loss, weights and measure at `steps` sampling steps, training steps <= upto."
+    out = {}
+    for r in rows:
+        if (r["loss"] == loss and r["weights"] == weights and int(r["steps"]) == steps and measure in r
+                and math.isfinite(r[measure]) and (upto is None or r["step"] <= upto)):
+            out.setdefault(int(r["seed"]), {})[int(r["step"])] = r[measure]
+    return out
+
+# %% ../../nbs/46_late_window.ipynb #ecce661e
+def course_gap(rows: list[dict], weights: str, measure: str, step=None, steps: int = 1, frac: float = 0.25) -> tuple:
+    "(training step read or None, paired_summary of Direct CM − CM by seed): at the evaluation nearest `step`, or on the late window (step None)."
+    a, b = course_curves(rows, "cm", weights, measure, steps), course_curves(rows, "direct", weights, measure, steps)
+    seeds = sorted(set(a) & set(b))
+    if not seeds: return None, {}
+    if step is None: return None, paired_summary([window_mean(b[s], frac) - window_mean(a[s], frac) for s in seeds])
+    at = min(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)), key=lambda t: abs(t - step))
+    return at, paired_summary([b[s][at] - a[s][at] for s in seeds])
+
+# %% ../../nbs/46_late_window.ipynb #7083a3e6
+def fmt(v, p: int = 3) -> str:
+    "v to p significant digits; n/a for None or nan."
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{p}g}"
+
+def mean_ci(v) -> str:
+    "Mean ± the 95 % t half-width of values v (a half-width below 1e-9 of the mean, float noise, shown as 0)."
+    s = paired_summary(v)                                  # used for its mean and t interval only
+    if s["n"] < 2: return fmt(s["mean"]) if s["n"] else "n/a"
+    hw = s["ci_high"] - s["mean"]
+    return f"{fmt(s['mean'])} ± {fmt(0.0 if abs(hw) <= 1e-9 * abs(s['mean']) else hw, 2)}"
+
+def ci_text(s: dict, n: bool = False) -> str:
+    "A paired_summary as 'mean [low, high], p = p' (', n = n' with n)."
+    return (f"{fmt(s['mean'])} [{fmt(s['ci_low'])}, {fmt(s['ci_high'])}], p = {fmt(s['p_sign_flip'], 2)}"
+            + (f", n = {s['n']}" if n else ""))
+
+# %% ../../nbs/46_late_window.ipynb #3dd338e1
+T1_MEASURES = ("ode_error", "fd_teacher", "fd_real", "class_accuracy")
+LOSS_NAMES = {"cm": "CM", "direct": "Direct CM"}
+
+def late_table1(rows: list[dict], frac: float = 0.25, teacher: dict | None = None, measures=T1_MEASURES,
+                sampling_steps=(1, 2, 4)) -> list[dict]:
+    "Rows weights, method, steps, {m}_mean, {m}_ci95 (95 % t half-width over seeds of the late-window means), seeds; teacher rows first."
+    out = []
+    for k in sampling_steps if teacher else ():
+        t = teacher.get(str(k))
+        if t: out.append(dict(weights="-", method="Teacher (DDIM, k steps)", steps=k, seeds=0,
+                              **{f: v for m in measures for f, v in ((f"{m}_mean", t.get(m, math.nan)), (f"{m}_ci95", 0.0))}))
+    for weights in ("raw", "ema"):
+        for loss in ("cm", "direct"):
+            for k in sampling_steps:
+                per = {m: [window_mean(c, frac) for c in course_curves(rows, loss, weights, m, k).values()] for m in measures}
+                n = len(per[measures[0]])
+                if not n: continue
+                row = dict(weights=weights, method=LOSS_NAMES[loss], steps=k, seeds=n)
+                for m in measures:
+                    s = paired_summary(per[m])
+                    row[f"{m}_mean"], row[f"{m}_ci95"] = s["mean"], s["ci_high"] - s["mean"]
+                out.append(row)
+    return out
+
+# %% ../../nbs/46_late_window.ipynb #62895c15
+def table1_markdown(t1: list[dict], measures=T1_MEASURES) -> str:
+    "late_table1 rows as a markdown table, each cell mean ± 95 % t half-width (a teacher row: its value, seeds '-')."
+    def cell(r, m):
+        mean, hw = r[f"{m}_mean"], r[f"{m}_ci95"]
+        if r["seeds"] == 0 or r["seeds"] == 1: return fmt(mean)
+        return f"{fmt(mean)} ± {fmt(0.0 if abs(hw) <= 1e-9 * abs(mean) else hw, 2)}"
+    lines = ["| weights | method | steps | " + " | ".join(measures) + " | seeds |", "|---|---|---|" + "---|" * len(measures) + "---|"]
+    lines += [f"| {r['weights']} | {r['method']} | {r['steps']} | " + " | ".join(cell(r, m) for m in measures)
+              + f" | {r['seeds'] or '-'} |" for r in t1]
+    return "\n".join(lines)
+
+def write_table1(t1: list[dict], csv_path, md_path, head: str = "", note: str = ""):
+    "late_table1 rows to csv_path (every column) and md_path (head, the table, note)."
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(t1[0])); w.writeheader(); w.writerows(t1)
+    Path(md_path).write_text((head + "\n\n" if head else "") + table1_markdown(t1) + "\n" + ("\n" + note + "\n" if note else ""))
+
+# %% ../../nbs/46_late_window.ipynb #aee949b5
+def convergence_paragraph(rows: list[dict], source: str, budget: int = 250, frac: float = 0.25) -> str:
+    "One paragraph: the 1-step Direct CM − CM gaps of courses rows at the evaluation nearest `budget` and on the late window."
+    seeds = sorted({int(r["seed"]) for r in rows})
+    last = max(int(r["step"]) for r in rows) if rows else 0
+    win = window_steps({int(r["step"]) for r in rows}, frac) if rows else [0]
+    parts, signs = [], {}
+    for weights, label in (("ema", "EMA copy"), ("raw", "raw weights")):
+        items = []
+        for m, name in (("fd_teacher", "FD to the teacher"), ("fd_real", "FD to real digits"), ("ode_error", "ODE error")):
+            at, g1 = course_gap(rows, weights, m, budget, frac=frac); _, gw = course_gap(rows, weights, m, None, frac=frac)
+            if g1: items.append(f"{name} {ci_text(g1)} at step {at}, {ci_text(gw)} late")
+            if g1 and m == "fd_teacher": signs[label] = (at, [0 if s["ci_low"] <= 0 <= s["ci_high"] else 1 if s["mean"] > 0 else -1 for s in (g1, gw)])
+        if items: parts.append(f"{label[0].upper() + label[1:]}: " + "; ".join(items))
+    word = {1: "farther from the teacher's", -1: "nearer the teacher's", 0: "not resolved"}
+    def reading(label, at, s1, s2):
+        if s1 and s2 and s1 != s2: how = "reverses with the training length"
+        elif s1 and s1 == s2: how = "keeps its sign"
+        elif not s1 and not s2: how = "is resolved at neither length"
+        else: how = "is resolved at one length only"
+        return f"for the {label} it {how} (Direct CM's samples at step {at}: {word[s1]}; late: {word[s2]})"
+    verdict = "; ".join(reading(label, at, *s) for label, (at, s) in signs.items())
+    return (f"**Digits over training** (`{source}`: {len(seeds)} seeds, {last} training steps, 1-step samples, Direct CM − CM "
+            f"paired by seed, 95 % t interval and exact sign-flip p-value; late = each seed's mean over steps {win[0]}-{win[-1]}). "
+            + ". ".join(parts) + (f". The verdict in FD to the teacher: {verdict}." if verdict else "."))
