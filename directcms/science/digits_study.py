@@ -55,7 +55,6 @@ STUDY_FILE = "digits_study.json"
 
 def load_student_unet(run_dir, step: int | None = None, weights: str = "raw"):
     "A finished digits run's UNet: the final student (step None), or the one saved at checkpoints/step-XXXXXXX; weights 'raw' or 'ema' (the EMA copy evaluated beside them)."
-    import torch
     from diffusers import UNet2DModel
     run_dir = Path(run_dir)
     if weights not in ("raw", "ema"): raise ValueError(f"weights={weights!r} is invalid: allowed 'raw' or 'ema'")
