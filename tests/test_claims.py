@@ -27,7 +27,7 @@ def test_courses_report_and_table1_regenerate_from_the_csv(tmp_path):
     assert (tmp_path / "figs" / "table1.csv").read_text() == (FIGS / "table1.csv").read_text()
 
 def test_guidance_report_regenerates_from_the_csvs(tmp_path):
-    csvs = [p.name for p in FIGS.glob("science_*.csv") if p.stem in ("science_courses", "science_guided_start", "science_courses_w1", "science_courses_w6")]
+    csvs = [p.name for p in FIGS.glob("science_*.csv") if p.stem in ("science_courses", "science_guided_start", "science_courses_w1", "science_courses_w6", "science_warm_start")]
     new = _regenerate(tmp_path, "science_guidance.ipynb", csvs, "science_guidance.md")
     assert _stable(new) == _stable((FIGS / "science_guidance.md").read_text())
 
