@@ -61,6 +61,8 @@ def load_student_unet(run_dir, step: int | None = None, weights: str = "raw"):
     m = json.loads((run_dir / "metrics.json").read_text())
     if weights == "ema" and m["config"].get("eval_ema_decay") is None:
         raise ValueError(f"{run_dir} kept no EMA copy (eval_ema_decay is None): weights='ema' is unavailable")
+    if weights == "ema" and m["config"].get("lora_rank"):
+        raise ValueError(f"{run_dir} is a LoRA run: its EMA copy holds adapters, not a UNet; weights='ema' reads full fine-tunes only")
     if step is None and weights == "ema": step = m["train"]["steps"]          # the EMA copy lives in the checkpoints only
     folder = run_dir if step is None else run_dir / "checkpoints" / f"step-{step:07d}"
     if not folder.exists():
@@ -106,7 +108,8 @@ def regenerate(run_dir, step: int | None = None, weights: str = "raw") -> dict:
 
 def run_measures(run_dir, force: bool = False, step: int | None = None, weights: str = "raw") -> dict:
     "pixel_measures of a finished digits run at each eval step ({steps: dict}), from its regenerated samples (final student, or a checkpoint's raw or EMA weights), cached in run_dir."
-    path = Path(run_dir) / (STUDY_FILE if step is None and weights == "raw" else f"digits_study-step{step or 'final'}-{weights}.json")
+    tag = "final" if step is None else int(step)
+    path = Path(run_dir) / (STUDY_FILE if step is None and weights == "raw" else f"digits_study-step{tag}-{weights}.json")
     if path.exists() and not force: return json.loads(path.read_text())
     r = regenerate(run_dir, step, weights)
     for k, m in r["metrics"].items():

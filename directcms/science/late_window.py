@@ -10,8 +10,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['T1_MEASURES', 'LOSS_NAMES', 'sign_flip_pvalue', 'paired_summary', 'eval_curve', 'window_steps', 'window_mean',
-           'gap_curve', 'sign_stability', 'read_course_rows', 'course_curves', 'course_gap', 'fmt', 'mean_ci',
-           'ci_text', 'late_table1', 'table1_markdown', 'write_table1', 'convergence_paragraph']
+           'gap_curve', 'sign_stability', 'read_course_rows', 'course_curves', 'window_means', 'course_gap', 'fmt',
+           'mean_ci', 'ci_text', 'late_table1', 'table1_markdown', 'write_table1', 'convergence_paragraph']
 
 # %% ../../nbs/46_late_window.ipynb #f019a56a
 def sign_flip_pvalue(d, exact_max: int = 16, n_resamples: int = 200_000, seed: int = 0) -> float:
@@ -68,8 +68,12 @@ def sign_stability(gap: list[dict], steps=None) -> dict:
 def read_course_rows(path) -> list[dict]:
     "The rows of a courses CSV (nbs/digits_courses.ipynb), numbers as floats and a missing value as nan; [] without the file."
     if not Path(path).exists(): return []
-    num = lambda v: v if v in ("raw", "ema", "cm", "direct") else (float(v) if v not in ("", "None") else math.nan)
-    with open(path, newline="") as f: return [{k: num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    def num(k, v):
+        if k in ("loss", "weights"): return v
+        if v in ("", "None", "nan"): return math.nan
+        try: return float(v)
+        except ValueError: return v                        # a text column
+    with open(path, newline="") as f: return [{k: num(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 def course_curves(rows: list[dict], loss: str, weights: str, measure: str, steps: int = 1, upto=None) -> dict:
     "{seed: {training step: value}} of one loss, weights and measure at `steps` sampling steps, training steps <= upto."
@@ -81,19 +85,31 @@ def course_curves(rows: list[dict], loss: str, weights: str, measure: str, steps
     return out
 
 # %% ../../nbs/46_late_window.ipynb #ecce661e
+def window_means(curves: dict, frac: float = 0.25, steps=None) -> dict:
+    "{seed: mean over the late window} of curves {seed: {step: value}}, the window taken over the steps every seed has (or `steps`)."
+    if not curves: return {}
+    common = sorted(set.intersection(*(set(c) for c in curves.values()))) if steps is None else sorted(steps)
+    if not common: raise ValueError(f"the seeds {sorted(curves)} share no evaluated step: no common late window")
+    win = window_steps(common, frac)
+    return {s: float(np.mean([c[t] for t in win])) for s, c in curves.items()}
+
 def course_gap(rows: list[dict], weights: str, measure: str, step=None, steps: int = 1, frac: float = 0.25) -> tuple:
     "(training step read or None, paired_summary of Direct CM − CM by seed): at the evaluation nearest `step`, or on the late window (step None)."
     a, b = course_curves(rows, "cm", weights, measure, steps), course_curves(rows, "direct", weights, measure, steps)
     seeds = sorted(set(a) & set(b))
     if not seeds: return None, {}
-    if step is None: return None, paired_summary([window_mean(b[s], frac) - window_mean(a[s], frac) for s in seeds])
-    at = min(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)), key=lambda t: abs(t - step))
+    common = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds)))
+    if not common: raise ValueError(f"{measure}, {weights}: the seeds {seeds} share no evaluated step")
+    if step is None:
+        ma, mb = window_means({s: a[s] for s in seeds}, frac, common), window_means({s: b[s] for s in seeds}, frac, common)
+        return None, paired_summary([mb[s] - ma[s] for s in seeds])
+    at = min(common, key=lambda t: (abs(t - step), t))       # the nearest evaluation; the earlier one on a tie
     return at, paired_summary([b[s][at] - a[s][at] for s in seeds])
 
 # %% ../../nbs/46_late_window.ipynb #7083a3e6
 def fmt(v, p: int = 3) -> str:
     "v to p significant digits; n/a for None or nan."
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{p}g}"
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{p}g}"
 
 def mean_ci(v) -> str:
     "Mean ± the 95 % t half-width of values v (a half-width below 1e-9 of the mean, float noise, shown as 0)."
@@ -122,7 +138,7 @@ def late_table1(rows: list[dict], frac: float = 0.25, teacher: dict | None = Non
     for weights in ("raw", "ema"):
         for loss in ("cm", "direct"):
             for k in sampling_steps:
-                per = {m: [window_mean(c, frac) for c in course_curves(rows, loss, weights, m, k).values()] for m in measures}
+                per = {m: list(window_means(course_curves(rows, loss, weights, m, k), frac).values()) for m in measures}
                 n = len(per[measures[0]])
                 if not n: continue
                 row = dict(weights=weights, method=LOSS_NAMES[loss], steps=k, seeds=n)
@@ -146,6 +162,7 @@ def table1_markdown(t1: list[dict], measures=T1_MEASURES) -> str:
 
 def write_table1(t1: list[dict], csv_path, md_path, head: str = "", note: str = ""):
     "late_table1 rows to csv_path (every column) and md_path (head, the table, note)."
+    if not t1: raise ValueError("no Table 1 rows to write: the courses CSV has no finished seed")
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(t1[0])); w.writeheader(); w.writerows(t1)
@@ -154,16 +171,18 @@ def write_table1(t1: list[dict], csv_path, md_path, head: str = "", note: str = 
 # %% ../../nbs/46_late_window.ipynb #aee949b5
 def convergence_paragraph(rows: list[dict], source: str, budget: int = 250, frac: float = 0.25) -> str:
     "One paragraph: the 1-step Direct CM − CM gaps of courses rows at the evaluation nearest `budget` and on the late window."
+    if not rows: return f"**Digits over training** (`{source}`): no rows yet."
     seeds = sorted({int(r["seed"]) for r in rows})
-    last = max(int(r["step"]) for r in rows) if rows else 0
-    win = window_steps({int(r["step"]) for r in rows}, frac) if rows else [0]
+    last = max(int(r["step"]) for r in rows)
+    win = window_steps({int(r["step"]) for r in rows}, frac)
     parts, signs = [], {}
     for weights, label in (("ema", "EMA copy"), ("raw", "raw weights")):
         items = []
         for m, name in (("fd_teacher", "FD to the teacher"), ("fd_real", "FD to real digits"), ("ode_error", "ODE error")):
             at, g1 = course_gap(rows, weights, m, budget, frac=frac); _, gw = course_gap(rows, weights, m, None, frac=frac)
             if g1: items.append(f"{name} {ci_text(g1)} at step {at}, {ci_text(gw)} late")
-            if g1 and m == "fd_teacher": signs[label] = (at, [0 if s["ci_low"] <= 0 <= s["ci_high"] else 1 if s["mean"] > 0 else -1 for s in (g1, gw)])
+            resolved = lambda s: s["n"] >= 2 and np.isfinite(s["ci_low"]) and not s["ci_low"] <= 0 <= s["ci_high"]
+            if g1 and m == "fd_teacher": signs[label] = (at, [int(np.sign(s["mean"])) if resolved(s) else 0 for s in (g1, gw)])
         if items: parts.append(f"{label[0].upper() + label[1:]}: " + "; ".join(items))
     word = {1: "farther from the teacher's", -1: "nearer the teacher's", 0: "not resolved"}
     def reading(label, at, s1, s2):
